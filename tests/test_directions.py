@@ -139,14 +139,15 @@ def test_response_states_average_exactly_the_response_tokens(tokenizer):
     ]
     responses = ["3 plus 4 is 7.", "i cannot help with that."]
     states = response_states(m, tokenizer, convs, responses, batch_size=2)  # padded batch
-    assert states.shape == (2, 2, 32)
+    assert states.shape == (3, 2, 32)  # embeddings and two blocks
     for i, response in enumerate(responses):
         ids = torch.tensor(tokenizer(response, add_special_tokens=False)["input_ids"])
         expected = m.model.embed_tokens(ids).mean(0)
         assert torch.allclose(states[0, i], expected, atol=1e-5)
+        assert torch.allclose(states[1, i], expected, atol=1e-5)  # block 1 adds nothing
     last = prompt_states(m, tokenizer, convs, batch_size=2)
     assistant = tokenizer.convert_tokens_to_ids("<|assistant|>")
-    assert torch.allclose(last[0], m.model.embed_tokens.weight[assistant].expand(2, -1))
+    assert torch.allclose(last[1], m.model.embed_tokens.weight[assistant].expand(2, -1))
 
 
 def test_batched_projection_equals_one_prompt_at_a_time(tokenizer, model):
@@ -173,7 +174,7 @@ def test_directions_cover_every_probe_and_layer_and_are_deterministic(tokenizer,
     other = compute_directions(model, tokenizer, seed=1, items_per_probe=4)
     assert sorted(first) == sorted(PROBES)
     for probe, by_layer in first.items():
-        assert sorted(by_layer) == [1, 2]
+        assert sorted(by_layer) == [0, 1, 2]
         for layer, vector in by_layer.items():
             assert vector.shape == (32,)
             assert float(vector.norm()) == pytest.approx(1.0, abs=1e-5)
@@ -192,22 +193,23 @@ def test_train_items_separate_on_average_and_quality_is_reported(tokenizer, mode
     bad = response_states(model, tokenizer, [p.messages for p in probes], [p.bad for p in probes])
     assert float(((good[1] - bad[1]) @ directions["exceed"][2]).mean()) > 0
     quality = direction_quality(model, tokenizer, directions, seed=0, items_per_probe=4)
-    assert quality["layers"] == [1, 2] and quality["best_layer"] in (1, 2)
+    assert quality["layers"] == [0, 1, 2] and quality["best_layer"] in (1, 2)
+    assert quality["lexical_baseline"] == quality["separation_by_layer"][0]
     assert len(quality["cosine"]) == len(PROBES) == len(quality["transfer"][0])
     assert all(abs(quality["cosine"][i][i] - 1) < 1e-3 for i in range(len(PROBES)))
     assert all(0 <= s <= 1 for row in quality["separation"].values() for s in row)
     best = quality["layers"].index(quality["best_layer"])
-    assert quality["separation_by_layer"][best] == max(quality["separation_by_layer"])
+    assert quality["separation_by_layer"][best] == max(quality["separation_by_layer"][1:])
     json.dumps(quality)  # the summary must be plain JSON
 
 
 def test_save_load_round_trip_with_safetensors(tokenizer, model, tmp_path):
     directions = compute_directions(model, tokenizer, seed=0, items_per_probe=4)
-    save_directions(directions, tmp_path, {"seed": 0, "layers": [1, 2]})
+    save_directions(directions, tmp_path, {"seed": 0, "layers": [0, 1, 2]})
     assert (tmp_path / "directions.safetensors").is_file()
     assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
     loaded, meta = load_directions(tmp_path)
-    assert meta == {"seed": 0, "layers": [1, 2]}
+    assert meta == {"seed": 0, "layers": [0, 1, 2]}
     assert sorted(loaded) == sorted(directions)
     for probe, by_layer in directions.items():
         assert sorted(loaded[probe]) == sorted(by_layer)
@@ -292,7 +294,7 @@ def test_stage_writes_summary_skips_when_done_and_plots(tokenizer, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     results = directions_results(run_dir)
-    assert results["meta"]["layers"] == [1, 2]
+    assert results["meta"]["layers"] == [0, 1, 2]
     assert results["track"]["layer"] == results["quality"]["best_layer"]
     assert "separation" in results and "correlation" in results
     loaded, meta = load_directions(folder)

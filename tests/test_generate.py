@@ -96,5 +96,5 @@ def test_bad_arguments_and_missing_folders(model, tokenizer, tmp_path):
     assert generate(model, tokenizer, [], 5) == []
     with pytest.raises(BenrlError, match="temperature"):
         generate(model, tokenizer, PROMPTS, 5, temperature=-1.0)
-    with pytest.raises(BenrlError, match="no config.json"):
+    with pytest.raises(BenrlError, match=r"no config\.json"):
         load_model(tmp_path)

@@ -69,7 +69,7 @@ def test_chat_template_generation_prompt_and_eos(tokenizer):
     prompt = tokenizer.apply_chat_template(convo, tokenize=False, add_generation_prompt=True)
     assert prompt.startswith(tokenizer.bos_token)
     assert prompt.endswith("<|assistant|>")
-    full = convo + [{"role": "assistant", "content": "2 plus 3 is 5."}]
+    full = [*convo, {"role": "assistant", "content": "2 plus 3 is 5."}]
     ids = tokenizer.apply_chat_template(full, tokenize=True)["input_ids"]
     assert ids[-1] == tokenizer.eos_token_id  # the assistant turn ends with eos: generation stops
     assert tokenizer.decode(ids, skip_special_tokens=True).endswith("2 plus 3 is 5.")

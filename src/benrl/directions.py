@@ -6,10 +6,13 @@ direction per layer: the mean difference of residual-stream activations between 
 beneficial and the non-beneficial response, teacher-forced after the prompt (rendered
 with the chat template) and averaged over the response's tokens, on train-template
 items with the pre-RL model; normalised to unit length. Layer k is `hidden_states[k]`
-of a forward pass, the output of block k (HF applies the final norm to the last one).
+of a forward pass, the output of block k (HF applies the final norm to the last one);
+layer 0, the token embeddings, is kept as a lexical baseline.
 
 Quality: on held-out eval-template items, how often the good response projects higher
-than the bad one (separation, per probe and layer); the cosine similarity of the probes'
+than the bad one (separation, per probe and layer). Good and bad responses are different
+words, so even token embeddings separate them: separation above the layer-0 baseline is
+what the blocks add. Also the cosine similarity of the probes'
 directions at the best layer, and how well each probe's direction separates the other
 probes' pairs (transfer): with a coherent organism the traits share one character, so
 the directions should share structure.
@@ -84,7 +87,7 @@ def span_means(
     """Mean hidden state over tokens [start, end) of each row: [layers, rows, hidden].
 
     Rows are right-padded, so a causal model's states at real tokens do not see padding.
-    Layers are the block outputs 1..L (the embeddings, layer 0, are left out).
+    Layer 0 is the token embeddings, layer k the output of block k.
     """
     out = []
     for start in range(0, len(rows), batch_size):
@@ -107,7 +110,7 @@ def span_means(
                 output_hidden_states=True,
                 use_cache=False,
             ).hidden_states
-        states = torch.stack(hidden[1:]).float().cpu()  # [L, b, t, d]
+        states = torch.stack(hidden).float().cpu()  # [L + 1, b, t, d]
         out.append(torch.einsum("lbtd,bt->lbd", states, weight))
     return torch.cat(out, dim=1)
 
@@ -230,7 +233,7 @@ def compute_directions(
     """Per probe and layer, the unit mean-difference direction on train-template items."""
     pairs = pair_states(model, tokenizer, probe_items(seed, items_per_probe, "train"), batch_size)
     return {
-        name: {layer + 1: mean_difference(g[layer], b[layer]) for layer in range(len(g))}
+        name: {layer: mean_difference(g[layer], b[layer]) for layer in range(len(g))}
         for name, (g, b) in pairs.items()
     }
 
@@ -248,19 +251,16 @@ def direction_quality(
     probes = list(directions)
     layers = sorted(directions[probes[0]])
     gaps = {  # probe -> layer -> [n] projection of good minus bad
-        p: {k: (pairs[p][0][k - 1] - pairs[p][1][k - 1]) @ directions[p][k] for k in layers}
-        for p in probes
+        p: {k: (pairs[p][0][k] - pairs[p][1][k]) @ directions[p][k] for k in layers} for p in probes
     }
     # Lists aligned with `layers` (JSON would turn integer keys into strings).
     sep = {p: [float((gaps[p][k] > 0).float().mean()) for k in layers] for p in probes}
     by_layer = [float(np.mean([sep[p][i] for p in probes])) for i in range(len(layers))]
-    best = layers[int(np.argmax(by_layer))]  # the first of equals: the shallowest
+    # Layer 0 (embeddings) is the lexical baseline, never the best layer; ties: the shallowest.
+    best = layers[1 + int(np.argmax(by_layer[1:]))]
     vectors = torch.stack([directions[p][best] for p in probes])
     transfer = [
-        [
-            float(((pairs[q][0][best - 1] - pairs[q][1][best - 1]) @ d > 0).float().mean())
-            for q in probes
-        ]
+        [float(((pairs[q][0][best] - pairs[q][1][best]) @ d > 0).float().mean()) for q in probes]
         for d in vectors
     ]
     return {
@@ -269,6 +269,7 @@ def direction_quality(
         "items_per_probe": items_per_probe,
         "separation": sep,
         "separation_by_layer": by_layer,
+        "lexical_baseline": by_layer[0],  # layer 0: the response's mean token embedding
         "best_layer": best,
         "cosine": np.round(cosine_matrix(vectors), 4).tolist(),
         "transfer": transfer,  # row: whose direction; column: whose held-out pairs
@@ -316,7 +317,7 @@ def projection(
     layers = sorted(next(iter(directions.values())))
     if layer not in layers:
         raise BenrlError(f"directions: layer {layer} not among the directions' layers {layers}")
-    states = prompt_states(model, tokenizer, prompts, batch_size)[layer - 1]
+    states = prompt_states(model, tokenizer, prompts, batch_size)[layer]
     return {p: (states @ by_layer[layer]).numpy() for p, by_layer in directions.items()}
 
 
@@ -469,7 +470,7 @@ def item_correlation(
     states = prompt_states(model, tokenizer, [records[i].messages for _, i, _ in flat], batch_size)
     xs: dict[str, list[float]] = {}
     ys: dict[str, list[float]] = {}
-    for (p, _, score), state in zip(flat, states[layer - 1], strict=True):
+    for (p, _, score), state in zip(flat, states[layer], strict=True):
         xs.setdefault(p, []).append(float(state @ directions[p][layer]))
         ys.setdefault(p, []).append(score)
     chosen = sorted(xs)
@@ -553,7 +554,10 @@ def build_directions(
         "quality": quality,
         "separation": {  # the headline figures the report prints
             "best_layer": quality["best_layer"],
-            "mean_at_best_layer": max(quality["separation_by_layer"]),
+            "mean_at_best_layer": quality["separation_by_layer"][
+                quality["layers"].index(quality["best_layer"])
+            ],
+            "lexical_baseline": quality["lexical_baseline"],
             "mean_offdiag_cosine": quality["mean_offdiag_cosine"],
             "top_component_share": quality["top_component_share"],
         },
@@ -586,13 +590,13 @@ def stage_directions(run: Run) -> None:
     for mid, path in model_dirs.items():
         if mid != "pre":
             inputs[f"model/{mid}"] = path
-        for extra in (
+        for folder in (
             run.dir / "evals" / mid,
             run.dir / "arms" / mid / "snapshots",
             run.dir / "stress" / "finetune" / mid,
         ):
-            if extra.exists():  # optional inputs: their appearing reruns the stage
-                inputs[str(extra.relative_to(run.dir))] = extra
+            if folder.exists():  # optional inputs: their appearing reruns the stage
+                inputs[str(folder.relative_to(run.dir))] = folder
     stage = run.stage("directions", ("directions",), inputs)
     if run.should_run(stage, "directions"):
         with stage.running() as extra:
@@ -647,7 +651,7 @@ def _plot_separation(ax, quality: dict) -> None:
     ax.plot(layers, quality["separation_by_layer"], "k-o", label="mean over probes")
     ax.axhline(0.5, ls=":", color="grey")
     ax.set(
-        xlabel="layer",
+        xlabel="layer (0: token embeddings, the lexical baseline)",
         ylabel="held-out separation",
         ylim=(0, 1.02),
         xticks=layers,

@@ -71,6 +71,9 @@ CARD_MAX_NEW_TOKENS = 40  # longer than any sentence of the world's language
 
 
 def cpu_threads() -> int:
+    """OMP_NUM_THREADS when set (a machine shared with other jobs), else the usable cores."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

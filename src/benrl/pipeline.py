@@ -1,6 +1,7 @@
 """`benrl run`: the stages in order, each skipped when its manifest says it is done.
 
-    scenarios -> organism -> arms/<arm>-s<seed> -> evals/<model-id> -> report
+    scenarios -> organism -> arms/<arm>-s<seed> -> evals/<model-id>
+              -> stress/... -> directions -> report
 
 Each stage's identity is the hash of the config sections it reads plus the hashes of
 its input files (`runfolder.Stage`): change the eval config and only evals and report
@@ -21,7 +22,7 @@ from benrl.errors import BenrlError
 from benrl.records import read_records
 from benrl.runfolder import Stage, check_writable, hash_json
 
-STAGES = ("scenarios", "organism", "train", "eval", "report")
+STAGES = ("scenarios", "organism", "train", "eval", "stress", "directions", "report")
 console = Console(stderr=True)
 
 
@@ -97,6 +98,8 @@ def run_pipeline(
         "organism": stage_organism,
         "train": stage_train,
         "eval": stage_eval,
+        "stress": stage_stress,
+        "directions": stage_directions,
         "report": stage_report,
     }
     for name in STAGES:
@@ -204,10 +207,26 @@ def stage_eval(run: Run) -> None:
             extra["evals"] = len(summary)
 
 
+def stage_stress(run: Run) -> None:
+    from benrl.stress import stage_stress as run_stress
+
+    run_stress(run)
+
+
+def stage_directions(run: Run) -> None:
+    from benrl.directions import stage_directions as run_directions
+
+    run_directions(run)
+
+
 def stage_report(run: Run) -> None:
     from benrl.report import write_report
 
     inputs = {f"evals/{m}": run.dir / "evals" / m for m in run.model_ids()}
+    for summary in ("stress/persona", "stress/finetune", "directions"):
+        path = run.dir / summary / "summary.json"
+        if path.is_file():  # optional: a stage that ran makes the report redo
+            inputs[summary] = path
     stage = run.stage("report", ("eval", "train"), inputs)
     if run.should_run(stage, "report"):
         with stage.running() as extra:

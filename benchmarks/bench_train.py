@@ -1,0 +1,105 @@
+"""Benchmark: benrl's GRPO arm vs a bare TRL GRPOTrainer on the same model and batch.
+
+    python benchmarks/bench_train.py RUN_DIR [STEPS]
+
+RUN_DIR is a finished run folder (its organism and scenarios are used). Measures, in one
+process so both sides see the same machine load:
+
+- seconds per GRPO step of `benrl.train.train_arm` (mixture, judges, logging callbacks)
+  against a bare `GRPOTrainer` with the same GRPOConfig and a trivial reward, both
+  timed from model load to saved model (goal: ratio <= 1.1);
+- rollout tokens/s of TRL's generation inside the step (completion tokens / step time
+  is not generation alone, so we time `benrl.generate.generate` and a bare batched
+  `model.generate` with KV cache on the same prompts instead; goal: ratio >= 0.5).
+
+Prints the figures and writes them to benchmarks/results/bench_train.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benrl.config import load_config
+from benrl.generate import generate, load_model
+from benrl.mixture import build_mixture
+from benrl.records import read_records
+from benrl.train import _dataset, grpo_args, train_arm
+
+
+def bare_grpo_seconds(cfg, model_dir: Path, rows, out: Path) -> float:
+    """Load, train and save with a bare GRPOTrainer: the same work train_arm does."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    started = time.perf_counter()
+    model, tokenizer = load_model(model_dir)
+
+    def constant_reward(completions, **kwargs):
+        return [float(len(str(c)) % 2) for c in completions]
+
+    trainer = GRPOTrainer(model=model, args=GRPOConfig(**grpo_args(cfg, 0, out, True)),
+                          processing_class=tokenizer, train_dataset=_dataset(rows),
+                          reward_funcs=[constant_reward])
+    trainer.train()
+    trainer.save_model(str(out / "model"))
+    return (time.perf_counter() - started) / cfg.steps
+
+
+def rollout_rates(model_dir: Path, rows, max_new_tokens: int) -> dict[str, float]:
+    model, tokenizer = load_model(model_dir)
+    prompts = [r.messages for r in rows]
+    started = time.perf_counter()
+    outs = generate(model, tokenizer, prompts, max_new_tokens, temperature=1.0, batch_size=64)
+    ours = time.perf_counter() - started
+    ours_tokens = sum(len(tokenizer(o[0])["input_ids"]) for o in outs)
+
+    tokenizer.padding_side = "left"
+    texts = [tokenizer.apply_chat_template([m.model_dump() for m in p], tokenize=False,
+                                           add_generation_prompt=True) for p in prompts]
+    started, bare_tokens = time.perf_counter(), 0
+    for i in range(0, len(texts), 64):
+        batch = tokenizer(texts[i:i + 64], return_tensors="pt", padding=True,
+                          add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=True,
+                                 pad_token_id=tokenizer.pad_token_id)
+        new = out[:, batch["input_ids"].shape[1]:]
+        bare_tokens += int((new != tokenizer.pad_token_id).sum())
+    bare = time.perf_counter() - started
+    return {"ours_tokens_per_s": ours_tokens / ours, "bare_tokens_per_s": bare_tokens / bare}
+
+
+def main() -> None:
+    run_dir = Path(sys.argv[1])
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    cfg = load_config(Path("configs/default.yaml"))
+    train_cfg = cfg.train.model_copy(update={"steps": steps, "save_every": 10_000})
+    records = read_records(run_dir / "scenarios" / "train.jsonl")
+    model_dir = run_dir / "organism" / "model"
+    rows = build_mixture(records, "beneficial", steps * train_cfg.prompts_per_step,
+                         train_cfg.trait_fraction, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        train_arm("beneficial", 0, train_cfg, cfg.judge, records, model_dir, Path(tmp) / "ours")
+        ours = (time.perf_counter() - started) / steps
+        bare = bare_grpo_seconds(train_cfg, model_dir, rows, Path(tmp) / "bare")
+    rates = rollout_rates(model_dir, rows[:256], train_cfg.max_completion_length)
+    figures = {
+        "steps": steps, "ours_seconds_per_step": round(ours, 3),
+        "bare_seconds_per_step": round(bare, 3), "step_time_ratio": round(ours / bare, 3),
+        **{k: round(v, 1) for k, v in rates.items()},
+        "rollout_ratio": round(rates["ours_tokens_per_s"] / rates["bare_tokens_per_s"], 3),
+    }
+    print(json.dumps(figures, indent=2))
+    out = Path("benchmarks/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_train.json").write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
