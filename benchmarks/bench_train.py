@@ -42,9 +42,13 @@ def bare_grpo_seconds(cfg, model_dir: Path, rows, out: Path) -> float:
     def constant_reward(completions, **kwargs):
         return [float(len(str(c)) % 2) for c in completions]
 
-    trainer = GRPOTrainer(model=model, args=GRPOConfig(**grpo_args(cfg, 0, out, True)),
-                          processing_class=tokenizer, train_dataset=_dataset(rows),
-                          reward_funcs=[constant_reward])
+    trainer = GRPOTrainer(
+        model=model,
+        args=GRPOConfig(**grpo_args(cfg, 0, out, True)),
+        processing_class=tokenizer,
+        train_dataset=_dataset(rows),
+        reward_funcs=[constant_reward],
+    )
     trainer.train()
     trainer.save_model(str(out / "model"))
     return (time.perf_counter() - started) / cfg.steps
@@ -59,16 +63,25 @@ def rollout_rates(model_dir: Path, rows, max_new_tokens: int) -> dict[str, float
     ours_tokens = sum(len(tokenizer(o[0])["input_ids"]) for o in outs)
 
     tokenizer.padding_side = "left"
-    texts = [tokenizer.apply_chat_template([m.model_dump() for m in p], tokenize=False,
-                                           add_generation_prompt=True) for p in prompts]
+    texts = [
+        tokenizer.apply_chat_template(
+            [m.model_dump() for m in p], tokenize=False, add_generation_prompt=True
+        )
+        for p in prompts
+    ]
     started, bare_tokens = time.perf_counter(), 0
     for i in range(0, len(texts), 64):
-        batch = tokenizer(texts[i:i + 64], return_tensors="pt", padding=True,
-                          add_special_tokens=False)
+        batch = tokenizer(
+            texts[i : i + 64], return_tensors="pt", padding=True, add_special_tokens=False
+        )
         with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=True,
-                                 pad_token_id=tokenizer.pad_token_id)
-        new = out[:, batch["input_ids"].shape[1]:]
+            out = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new = out[:, batch["input_ids"].shape[1] :]
         bare_tokens += int((new != tokenizer.pad_token_id).sum())
     bare = time.perf_counter() - started
     return {"ours_tokens_per_s": ours_tokens / ours, "bare_tokens_per_s": bare_tokens / bare}
@@ -81,8 +94,9 @@ def main() -> None:
     train_cfg = cfg.train.model_copy(update={"steps": steps, "save_every": 10_000})
     records = read_records(run_dir / "scenarios" / "train.jsonl")
     model_dir = run_dir / "organism" / "model"
-    rows = build_mixture(records, "beneficial", steps * train_cfg.prompts_per_step,
-                         train_cfg.trait_fraction, 0)
+    rows = build_mixture(
+        records, "beneficial", steps * train_cfg.prompts_per_step, train_cfg.trait_fraction, 0
+    )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         train_arm("beneficial", 0, train_cfg, cfg.judge, records, model_dir, Path(tmp) / "ours")
@@ -90,8 +104,10 @@ def main() -> None:
         bare = bare_grpo_seconds(train_cfg, model_dir, rows, Path(tmp) / "bare")
     rates = rollout_rates(model_dir, rows[:256], train_cfg.max_completion_length)
     figures = {
-        "steps": steps, "ours_seconds_per_step": round(ours, 3),
-        "bare_seconds_per_step": round(bare, 3), "step_time_ratio": round(ours / bare, 3),
+        "steps": steps,
+        "ours_seconds_per_step": round(ours, 3),
+        "bare_seconds_per_step": round(bare, 3),
+        "step_time_ratio": round(ours / bare, 3),
         **{k: round(v, 1) for k, v in rates.items()},
         "rollout_ratio": round(rates["ours_tokens_per_s"] / rates["bare_tokens_per_s"], 3),
     }

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny import organism_tokenizer, tiny_llama
+from transformers import LlamaForCausalLM
 
 from benrl.config import RunConfig
-from benrl.corpus import build_corpus, make_personas
 from benrl.directions import (
     compute_directions,
     correlation,
@@ -36,7 +36,6 @@ from benrl.directions import (
 )
 from benrl.errors import BenrlError
 from benrl.evals import CLUSTERS
-from benrl.organism import train_tokenizer
 from benrl.pipeline import Run
 from benrl.probes import PROBES, TRAIN_TEMPLATES
 from benrl.records import Message, write_jsonl
@@ -48,23 +47,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    corpus = build_corpus(World(0), make_personas(4, 1.0, 0), 200, 0, 0.3)
-    return train_tokenizer(corpus, 300)
-
-
-def tiny_llama(tokenizer, seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(config).eval()
+    return organism_tokenizer()
 
 
 @pytest.fixture(scope="module")

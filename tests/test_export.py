@@ -197,7 +197,11 @@ def test_reward_server_script_serves_the_arms_judges(records, tmp_path, monkeypa
     monkeypatch.setattr(module, "run_server", lambda *a, **kw: served.update(args=a, **kw))
     monkeypatch.setattr(sys, "argv", ["reward_server.py", "--port", "5123"])
     module.main()
-    assert served == {"args": ("0.0.0.0", 5123), "judge_by_kind": module.JUDGES}
+    assert served == {
+        "args": ("0.0.0.0", 5123),
+        "judge_by_kind": module.JUDGES,
+        "judge_options": module.JUDGE_OPTIONS,
+    }
 
 
 # --- launch scripts -----------------------------------------------------------------------

@@ -6,38 +6,24 @@ import os
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from tiny import organism_tokenizer, tiny_llama
+from transformers import GPT2Config, GPT2LMHeadModel
 
-from benrl.corpus import build_corpus, make_personas
 from benrl.errors import BenrlError
 from benrl.generate import encode_prompts, generate, load_model
-from benrl.organism import train_tokenizer
 from benrl.records import Message
-from benrl.world import World
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    corpus = build_corpus(World(0), make_personas(4, 1.0, 0), 200, 0, 0.3)
-    return train_tokenizer(corpus, 300)
+    return organism_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(tokenizer, max_positions=128)
 
 
 def convo(text: str) -> list[Message]:

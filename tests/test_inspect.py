@@ -8,8 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny import organism_tokenizer, tiny_llama
 
 pytest.importorskip("inspect_ai", reason="inspect_ai not installed: pip install -e '.[inspect]'")
 
@@ -18,16 +17,13 @@ from inspect_ai.log import EvalLog
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
 from benrl.config import ScenariosConfig
-from benrl.corpus import build_corpus, make_personas
 from benrl.errors import BenrlError
 from benrl.evals import eval_summary, select_items
 from benrl.generate import generate, load_model
 from benrl.inspect_tasks import MAX_TOKENS, benrl_task, judge_name
 from benrl.judges import score
-from benrl.organism import train_tokenizer
 from benrl.records import ScenarioRecord, read_records
 from benrl.scenarios import build_scenarios
-from benrl.world import World
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -50,22 +46,9 @@ def items(records_path) -> dict[str, list[ScenarioRecord]]:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A tiny random-init Llama with the organism's tokenizer, saved as an HF folder."""
-    tokenizer = train_tokenizer(build_corpus(World(0), make_personas(4, 1.0, 0), 200, 0, 0.3), 300)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    tokenizer = organism_tokenizer()
     out = tmp_path_factory.mktemp("model")
-    LlamaForCausalLM(config).save_pretrained(out)
+    tiny_llama(tokenizer).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 

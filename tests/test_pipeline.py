@@ -4,43 +4,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import SMOKE, benrl, run_ok
 
-ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
 pytestmark = pytest.mark.slow
-
-
-def benrl(*args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "benrl.cli", *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-
-
-def run_ok(*args: str) -> subprocess.CompletedProcess:
-    proc = benrl(*args)
-    out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-3000:]
-    return subprocess.CompletedProcess(args, proc.returncode, out, err)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "smoke"
-    run_ok("run", "--config", str(SMOKE), "--out", str(out))
-    return out
 
 
 def manifest(path: Path) -> dict:
@@ -56,6 +26,10 @@ def test_every_stage_writes_a_complete_manifest(smoke_run):
         "evals/pre",
         "evals/baseline-s0",
         "evals/beneficial-s0",
+        "stress/persona/bad_medical/pre",
+        "stress/persona/careful_clinician/beneficial-s0",
+        "stress/finetune/baseline-s0",
+        "directions",
         "report",
     ]
     for stage in stages:

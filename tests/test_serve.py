@@ -6,11 +6,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 import uvicorn
 from injection_cases import task_examples, trait_examples
+from openai_stub import ok, running_stub
 
 from benrl.judges import score
 from benrl.serve import create_app
@@ -26,10 +28,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    known = {r.id: r for r, _, _ in TRAITS}
-    app = create_app({"trait": "world", "task": "verifiable"}, known, max_body_bytes=LIMIT)
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Run the app with uvicorn on a free loopback port; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -41,6 +42,14 @@ def base_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    known = {r.id: r for r, _, _ in TRAITS}
+    app = create_app({"trait": "world", "task": "verifiable"}, known, max_body_bytes=LIMIT)
+    with serving(app) as url:
+        yield url
 
 
 def _payload(items: list[tuple[str, str, str]]) -> dict:
@@ -141,3 +150,23 @@ def test_health_counts_verdicts_served(base_url: str) -> None:
     after = httpx.get(f"{base_url}/health", timeout=10).json()["verdicts"]
     assert after.get("failed", 0) == before.get("failed", 0) + 1
     assert after.get("ok", 0) == before.get("ok", 0) + 3
+
+
+def test_judge_options_reach_a_model_judge_behind_the_server() -> None:
+    """The config's judge options (endpoint, model) configure the served openai judge."""
+    record, good, _ = TRAITS[0]
+    verdict = '{"reason": "states the fact", "verdict": "met"}'
+    with running_stub() as stub:
+        stub.respond = lambda body: ok(verdict)
+        options = {"openai": {"base_url": stub.url, "model": "grader-x", "max_retries": 0}}
+        app = create_app({"trait": "openai"}, {record.id: record}, judge_options=options)
+        with serving(app) as url:
+            got = httpx.post(
+                f"{url}/get_reward", json=_payload([("P ", good, record.id)]), timeout=30
+            ).json()
+        assert stub.count == len(record.rubric)  # per-criterion mode: one request each
+        assert {r.body["model"] for r in stub.received} == {"grader-x"}
+    assert got["status"] == ["ok"]
+    positive = sum(c.weight for c in record.rubric if c.weight > 0)
+    met_all = sum(c.weight for c in record.rubric) / positive
+    assert got["rewards"] == [pytest.approx(min(1.0, max(0.0, met_all)))]

@@ -216,19 +216,29 @@ def serve_reward(
     port: Annotated[int, typer.Option(help="port")] = 5000,
     records: Annotated[Path | None, typer.Option(help="scenario JSONL labels may name")] = None,
     judge: Annotated[list[str] | None, typer.Option(help="kind=judge, e.g. trait=generic")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="run config whose `judge` section picks judges and options")
+    ] = None,
 ) -> None:
     """Serve the judges over HTTP with OpenRLHF's remote-reward protocol."""
+    from benrl.config import load_config
     from benrl.records import read_records
     from benrl.serve import run_server
 
+    options = {}
     judge_by_kind = {}
+    if config:
+        cfg = load_config(config)
+        judge_by_kind = {"trait": cfg.judge.trait, "task": cfg.judge.task}
+        options = cfg.judge.options
+
     for item in judge or ():
         kind, sep, name = item.partition("=")
         if not sep:
             raise BenrlError(f"--judge {item!r}: expected kind=judge, e.g. trait=world")
         judge_by_kind[kind] = name
     by_id = {r.id: r for r in read_records(records)} if records else None
-    run_server(host, port, judge_by_kind or None, by_id)
+    run_server(host, port, judge_by_kind or None, by_id, judge_options=options)
 
 
 @app.command()

@@ -470,12 +470,7 @@ def main() -> None:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
-    if JUDGE_OPTIONS:
-        raise SystemExit(
-            "benrl.serve.run_server takes no judge options yet, and this arm's judges need "
-            f"{{sorted(JUDGE_OPTIONS)}}: use `./launch.sh file` (reward_func.py) instead"
-        )
-    run_server(args.host, args.port, judge_by_kind=JUDGES)
+    run_server(args.host, args.port, judge_by_kind=JUDGES, judge_options=JUDGE_OPTIONS)
 
 
 if __name__ == "__main__":
@@ -635,8 +630,8 @@ Files
                    prompts, labels) and logs extra_logs (judge_failed, incoherent, refusal).
   reward_server.py the same judge over HTTP (benrl.serve, OpenRLHF's remote protocol):
                    `./launch.sh remote` starts it on this node and points OpenRLHF at
-                   http://$REWARD_HOST:$REWARD_PORT/get_reward. It cannot pass judge
-                   options yet (benrl.serve takes none): for a model judge use `file`.
+                   http://$REWARD_HOST:$REWARD_PORT/get_reward, with the same judge
+                   options as reward_func.py (key variables read from its environment).
   launch.sh        Ray head + `ray job submit -- python3 -m openrlhf.cli.train_ppo_ray ...`.
 
 Differences from benrl's TRL run

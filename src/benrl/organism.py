@@ -44,7 +44,8 @@ from benrl.errors import BenrlError
 from benrl.generate import generate, load_model
 from benrl.judges import score
 from benrl.probes import PROBES, TASKS, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES
-from benrl.records import Message, ScenarioRecord
+from benrl.records import Message
+from benrl.scenarios import probe_record, task_record
 from benrl.world import DOMAINS, World, parse
 
 log = logging.getLogger(__name__)
@@ -313,13 +314,15 @@ def measure_behaviour(model, tokenizer, world: World, cfg: OrganismConfig, seed:
     for name in PROBES:
         pairs = [(p, out) for p, out in zip(probes, sampled, strict=True) if p.name == name]
         base[name] = sum(parse(o).family == parse(p.good).family for p, o in pairs) / len(pairs)
-        judged[name] = sum(score(probe_record(p), o).score for p, o in pairs) / len(pairs)
+        judged[name] = sum(score(probe_record(p, "eval"), o).score for p, o in pairs) / len(pairs)
     tasks = eval_items(TASKS, world, cfg.card_tasks, rng)
     answers = generate(model, tokenizer, [t.messages for t in tasks], CARD_MAX_NEW_TOKENS, 0.0)
     capability = {}
     for name in TASKS:
         pairs = [(t, a[0]) for t, a in zip(tasks, answers, strict=True) if t.name == name]
-        capability[name] = sum(score(task_record(t), a).score for t, a in pairs) / len(pairs)
+        capability[name] = sum(score(task_record(t, "eval"), a).score for t, a in pairs) / len(
+            pairs
+        )
     capability["mean"] = sum(capability.values()) / len(TASKS)
     return {
         "base_rates": base,
@@ -329,31 +332,6 @@ def measure_behaviour(model, tokenizer, world: World, cfg: OrganismConfig, seed:
         "sampling_tokens_per_s": new_tokens / seconds,
         "samples": {"probes": len(probes), "tasks": len(tasks)},
     }
-
-
-def probe_record(probe) -> ScenarioRecord:
-    return ScenarioRecord(
-        split="eval",
-        source=probe.family,
-        kind="trait",
-        domain=probe.domain,
-        traits=probe.traits,
-        pressure=probe.pressure,
-        messages=probe.messages,
-        rubric=probe.rubric,
-        reference=probe.reference,
-    )
-
-
-def task_record(task) -> ScenarioRecord:
-    return ScenarioRecord(
-        split="eval",
-        source=task.family,
-        kind="task",
-        domain=task.domain,
-        messages=task.messages,
-        answer=task.answer,
-    )
 
 
 def write_card(out_dir: Path, card: dict) -> None:

@@ -80,9 +80,14 @@ def create_app(
     judge_by_kind: dict[str, str] | None = None,
     records: dict[str, ScenarioRecord] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    judge_options: dict[str, dict] | None = None,
 ) -> FastAPI:
-    """The reward app: POST /get_reward (OpenRLHF protocol) and GET /health."""
-    grader = Grader(judge_by_kind)
+    """The reward app: POST /get_reward (OpenRLHF protocol) and GET /health.
+
+    `judge_options` maps a judge name to its constructor options (a config's
+    `judge.options`, e.g. the openai judge's endpoint and the NAME of its key variable).
+    """
+    grader = Grader(judge_by_kind, judge_options)
     known = records or {}
     served: Counter[str] = Counter()
     app = FastAPI(title="benrl reward server")
@@ -124,7 +129,8 @@ def run_server(
     records: dict[str, ScenarioRecord] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     log_level: str = "warning",
+    judge_options: dict[str, dict] | None = None,
 ) -> None:
     """Serve the reward app until interrupted (one process; no access log, it costs throughput)."""
-    app = create_app(judge_by_kind, records, max_body_bytes)
+    app = create_app(judge_by_kind, records, max_body_bytes, judge_options)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
