@@ -497,10 +497,46 @@ def directions_markdown(directions: dict, figures: dict[str, str]) -> list[str]:
         return [*lines, "The directions stage did not run."]
     if "directions" in figures:
         lines += [f"![trait directions]({figures['directions']})", ""]
-    for key in ("separation", "correlation"):
-        if key in directions:
-            lines += [f"- {key}: `{json.dumps(directions[key])[:600]}`"]
-    return lines
+    quality = directions["quality"]
+    lines += [
+        "Held-out separation: how often a probe's good response projects above its bad one "
+        "on eval-template pairs (0.5 is chance). Layer 0 is the token embeddings, the "
+        "lexical baseline: separation above it is what the blocks add.",
+        "",
+        *_table(
+            ["layer", "mean separation"],
+            [
+                [k, f"{v:.3f}"]
+                for k, v in zip(quality["layers"], quality["separation_by_layer"], strict=True)
+            ],
+        ),
+        "",
+        f"Best layer {quality['best_layer']}; mean off-diagonal cosine between the probes' "
+        f"directions there {quality['mean_offdiag_cosine']:+.3f}; share of variance of the "
+        f"first principal component {quality['top_component_share']:.3f} (shared structure "
+        "across traits shows as high cosine and a large first component).",
+        "",
+        "Does the projection predict behaviour? Correlation between a model's mean "
+        "projection on a probe's direction and its score on that probe: pooled over "
+        "(model, probe) pairs; pooled centred removes each probe's mean over models, so it "
+        "asks whether the models that project higher on a probe also score higher on it "
+        "(p-values treat the pairs as independent, which snapshots and doses of one model "
+        "are not); per model: across its probes.",
+        "",
+    ]
+    corr = directions.get("correlation", {})
+    scopes = [("pooled", corr.get("pooled")), ("pooled centred", corr.get("pooled_centred"))]
+    scopes += sorted(corr.get("per_model", {}).items())
+    rows = [
+        [name, c["n"], _fmt(c["pearson"]), _fmt(c["pearson_p"]), _fmt(c["spearman"])]
+        for name, c in scopes
+        if c
+    ]
+    return lines + _table(["scope", "n", "pearson r", "p", "spearman"], rows)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
 
 
 def _mean(by_id: dict | None) -> float:

@@ -161,8 +161,7 @@ def train_arm(
 
     checkpoints = out_dir / "checkpoints"
     resume = checkpoints.exists() and any(checkpoints.glob("checkpoint-*"))
-    if not resume:
-        (out_dir / "log.jsonl").unlink(missing_ok=True)
+    truncate_log(out_dir / "log.jsonl", last_checkpoint_step(checkpoints) if resume else 0)
     model, tokenizer = load_model(base_model)
     torch.manual_seed(seed)
     args = GRPOConfig(**grpo_args(cfg, seed, checkpoints, use_cpu=not torch.cuda.is_available()))
@@ -183,6 +182,19 @@ def train_arm(
     tokenizer.save_pretrained(str(out_dir / "model"))
     shutil.rmtree(checkpoints, ignore_errors=True)
     return summarize_log(out_dir / "log.jsonl", cfg)
+
+
+def last_checkpoint_step(checkpoints: Path) -> int:
+    return max(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
+
+
+def truncate_log(log_path: Path, step: int) -> None:
+    """Keep the log lines up to `step`: a resumed run re-logs the steps after its checkpoint."""
+    if not log_path.exists():
+        return
+    lines = [x for x in log_path.read_text().splitlines() if x.strip()]
+    kept = [x for x in lines if json.loads(x)["step"] <= step]
+    log_path.write_text("".join(x + "\n" for x in kept))
 
 
 def summarize_log(log_path: Path, cfg: TrainConfig) -> dict:
