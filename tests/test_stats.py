@@ -343,3 +343,20 @@ def test_aa_detects_a_real_effect():
         _make_aa(0.4, n_items=60, n_real=3), repetitions=20, alpha=0.05, n_boot=10, n_perm=2000
     )
     assert result.share >= 0.9
+
+
+def test_excluding_refusals_leaves_out_an_eval_where_every_item_was_refused():
+    scores = {
+        "all_refused": {"m": {"a": 0.0, "b": 0.0}, "o": {"a": 1.0, "b": 0.0}},
+        "some": {"m": {"a": 1.0, "b": 0.0, "c": 1.0}, "o": {"a": 0.0, "b": 0.0, "c": 1.0}},
+    }
+    refusals = {
+        "all_refused": {"m": {"a": True, "b": True}, "o": {"a": False, "b": False}},
+        "some": {
+            "m": {"a": False, "b": True, "c": False},
+            "o": {"a": False, "b": False, "c": False},
+        },
+    }
+    rows = compare_evals(scores, "m", "o", n_boot=50, refusals=refusals, exclude_refusals=True)
+    assert [r.eval for r in rows] == ["some"]
+    assert rows[0].n_excluded_refusals == 1 and rows[0].comparison.n == 2

@@ -170,6 +170,12 @@ class EvalConfig(Section):
     )
     items_per_eval: int = Field(100, ge=1, description="items per eval")
     max_new_tokens: int = Field(24, ge=4, description="max new tokens per answer")
+    temperature: float = Field(
+        0.0, ge=0.0, description="sampling temperature of the answers; 0 means greedy"
+    )
+    samples: int = Field(
+        1, ge=1, description="answers per item when temperature > 0; the item's score is their mean"
+    )
     batch_size: int = Field(64, ge=1, description="prompts per generate call")
     bootstrap: int = Field(2000, ge=100, description="bootstrap resamples for CIs")
     alpha: float = Field(0.05, gt=0, lt=1, description="FDR level for Benjamini-Hochberg")

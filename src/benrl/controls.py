@@ -111,6 +111,9 @@ def run_controls(
                     folder / "evals" / model_id,
                     cfg.eval.max_new_tokens,
                     cfg.eval.batch_size,
+                    temperature=cfg.eval.temperature,
+                    samples=cfg.eval.samples,
+                    seed=cfg.seed,
                 )
         rows += group_changes(folder, groups, coherence, cfg.eval.bootstrap, cfg.seed)
     result = {"probe": probe, "domain": domain, "groups": groups, "rows": rows}

@@ -154,8 +154,15 @@ def run_evals(
     max_new_tokens: int,
     batch_size: int,
     judge_options: dict | None = None,
+    temperature: float = 0.0,
+    samples: int = 1,
+    seed: int = 0,
 ) -> dict:
-    """Generate and score every item; write per-eval JSONL and summary.json."""
+    """Generate and score every item; write per-eval JSONL and summary.json.
+
+    Greedy (temperature 0) gives one answer per item; sampling gives `samples` answers,
+    one line each (`sample` 0..n-1), drawn with `seed` so a rerun reproduces them.
+    """
     from benrl.generate import generate, load_model
 
     model, tokenizer = load_model(model_dir)
@@ -165,22 +172,27 @@ def run_evals(
         tokenizer,
         [[m for m in r.messages] for _, r in flat],
         max_new_tokens=max_new_tokens,
-        temperature=0.0,
+        temperature=temperature,
+        seed=seed,
         batch_size=batch_size,
+        num_samples=samples,
     )
     judges: dict[str, object] = {}
-    samples: dict[str, list[dict]] = {name: [] for name in items}
+    rows_by_eval: dict[str, list[dict]] = {name: [] for name in items}
     for (name, record), outs in zip(flat, completions, strict=True):
         judge_name = judge_names.get(EVALS[name].judge, EVALS[name].judge)
         if judge_name not in judges:
             judges[judge_name] = get_judge(judge_name, **(judge_options or {}).get(judge_name, {}))
-        result = judges[judge_name].score(record, outs[0])
-        samples[name].append({"id": record.id, "completion": outs[0], **result.model_dump()})
+        for k, out in enumerate(outs):
+            result = judges[judge_name].score(record, out)
+            rows_by_eval[name].append(
+                {"id": record.id, "sample": k, "completion": out, **result.model_dump()}
+            )
     for stale in out_dir.glob("*.jsonl"):  # samples of evals no longer in the suite
-        if stale.stem not in samples:
+        if stale.stem not in rows_by_eval:
             stale.unlink()
     summary = {}
-    for name, rows in samples.items():
+    for name, rows in rows_by_eval.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
         summary[name] = eval_summary(rows, EVALS[name].category)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
@@ -204,8 +216,12 @@ def eval_summary(rows: list[dict], category: str) -> dict:
 
 
 def load_scores(eval_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, bool]]]:
-    """Per eval of the folder's summary.json: record id -> score (failed samples left
-    out), and id -> refusal."""
+    """Per eval of the folder's summary.json: record id -> score, and id -> refusal.
+
+    With several samples per item, an item's score is the mean of its scored samples
+    (failed ones left out) and it counts as a refusal when at least half its samples
+    refuse.
+    """
     scores, refusals = {}, {}
     summary = eval_dir / "summary.json"
     if not summary.exists():
@@ -213,6 +229,12 @@ def load_scores(eval_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, 
     for name in sorted(json.loads(summary.read_text())):
         path = eval_dir / f"{name}.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        scores[path.stem] = {r["id"]: r["score"] for r in rows if r["score"] is not None}
-        refusals[path.stem] = {r["id"]: bool(r.get("refusal")) for r in rows}
+        scored: dict[str, list[float]] = {}
+        refused: dict[str, list[bool]] = {}
+        for r in rows:
+            refused.setdefault(r["id"], []).append(bool(r.get("refusal")))
+            if r["score"] is not None:
+                scored.setdefault(r["id"], []).append(r["score"])
+        scores[path.stem] = {rid: sum(v) / len(v) for rid, v in scored.items()}
+        refusals[path.stem] = {rid: 2 * sum(v) >= len(v) for rid, v in refused.items()}
     return scores, refusals

@@ -203,6 +203,9 @@ def stage_eval(run: Run) -> None:
                 cfg.max_new_tokens,
                 cfg.batch_size,
                 run.cfg.judge.options,
+                cfg.temperature,
+                cfg.samples,
+                run.cfg.seed,
             )
             extra["evals"] = len(summary)
 

@@ -75,6 +75,20 @@ def comparisons_for(
     )
 
 
+def refusal_free_headline(
+    comps: list[EvalComparison], no_ref: list[EvalComparison], alpha: float
+) -> str:
+    """The headline with refusals excluded; evals where every item was refused are named."""
+    model, against = comps[0].model, comps[0].against
+    kept = {c.eval for c in no_ref}
+    left_out = [c.eval for c in comps if c.eval not in kept]
+    line = headline(no_ref, model, against, alpha) if no_ref else f"{model} vs {against}: none"
+    if left_out:
+        line += f" ({len(left_out)} evals left out, every paired item refused: "
+        line += ", ".join(left_out) + ")"
+    return line
+
+
 def trained_domains(arm: str, all_domains: set[str]) -> set[str]:
     """Domains whose trait scenarios an arm trained on (see mixture.ARM_SPECS)."""
     return {
@@ -208,7 +222,7 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
         no_ref = comparisons_for(scores, refusals, model, against, cfg, exclude_refusals=True)
         results["comparisons"][f"{model}_vs_{against}"] = {
             "headline": headline(comps, model, against, cfg.eval.alpha),
-            "headline_excluding_refusals": headline(no_ref, model, against, cfg.eval.alpha),
+            "headline_excluding_refusals": refusal_free_headline(comps, no_ref, cfg.eval.alpha),
             "evals": [asdict(c) for c in comps],
         }
     results["headlines"] = {k: v["headline"] for k, v in results["comparisons"].items()}

@@ -245,18 +245,20 @@ def compare_evals(
     refusals[eval][model][record id] = True marks a refusal. Evals present in
     `refusals` report refusal rates in their summaries. With `exclude_refusals`, every
     eval needs flags, and paired items where either model refused are dropped before
-    the test ("which effects survive when refusals are excluded").
+    the test ("which effects survive when refusals are excluded"); an eval where every
+    paired item has a refusal has nothing left to compare and is left out.
     """
     if exclude_refusals and refusals is None:
         raise BenrlError("compare_evals: exclude_refusals needs refusal flags")
-    rows = []
+    rows, names = [], []
     for name, by_model in scores.items():
         flags = refusals.get(name) if refusals is not None else None
-        rows.append(
-            _compare_one(
-                name, by_model, model, against, flags, exclude_refusals, n_boot, n_perm, seed
-            )
+        row = _compare_one(
+            name, by_model, model, against, flags, exclude_refusals, n_boot, n_perm, seed
         )
+        if row is not None:
+            rows.append(row)
+            names.append(name)
     q_values = benjamini_hochberg([row[0].p_value for row in rows])
     return [
         EvalComparison(
@@ -273,7 +275,7 @@ def compare_evals(
             n_excluded_refusals=n_excluded,
         )
         for name, (comparison, model_summary, against_summary, n_excluded), q in zip(
-            scores.keys(), rows, q_values, strict=True
+            names, rows, q_values, strict=True
         )
     ]
 
@@ -351,8 +353,11 @@ def _compare_one(
     n_boot: int,
     n_perm: int,
     seed: int,
-) -> tuple[Comparison, Summary, Summary, int]:
-    """One eval of `compare_evals`: summaries, optional refusal exclusion, paired test."""
+) -> tuple[Comparison, Summary, Summary, int] | None:
+    """One eval of `compare_evals`: summaries, optional refusal exclusion, paired test.
+
+    None when refusals are excluded and every paired item has one.
+    """
     sides = {}
     for arm in (model, against):
         if arm not in by_model:
@@ -374,7 +379,7 @@ def _compare_one(
         refused_b = _flags(flags[against], common, f"eval {name!r}, model {against!r}")
         drop = {rid for rid, r in zip(common, refused_a | refused_b, strict=True) if r}
         if len(drop) == len(common):
-            raise BenrlError(f"eval {name!r}: every paired item has a refusal, nothing to compare")
+            return None
         n_excluded = len(drop)
         a = {rid: s for rid, s in a.items() if rid not in drop}
         b = {rid: s for rid, s in b.items() if rid not in drop}

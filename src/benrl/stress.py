@@ -392,6 +392,8 @@ def _identity(run: Run, **more: object) -> dict:
         "eval_items_per_eval": cfg.items_per_eval,
         "items_per_eval": run.cfg.stress.items_per_eval,
         "max_new_tokens": cfg.max_new_tokens,
+        "temperature": cfg.temperature,
+        "samples": cfg.samples,
         **more,
     }
 
@@ -402,6 +404,9 @@ def _eval_kwargs(run: Run) -> dict:
         "max_new_tokens": run.cfg.eval.max_new_tokens,
         "batch_size": run.cfg.eval.batch_size,
         "judge_options": run.cfg.judge.options,
+        "temperature": run.cfg.eval.temperature,
+        "samples": run.cfg.eval.samples,
+        "seed": run.cfg.seed,
     }
 
 
