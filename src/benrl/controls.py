@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from benrl.config import RunConfig
-from benrl.evals import CLUSTERS, EVALS, load_scores, run_evals, select_items
+from benrl.evals import CLUSTERS, EVALS, load_scores, run_evals, runner_options, select_items
 from benrl.records import ScenarioRecord, read_records
 from benrl.stats import paired_comparison
 
@@ -82,7 +82,6 @@ def run_controls(
         read_records(scenarios / "eval.jsonl"), names, cfg.eval.items_per_eval, cfg.seed
     )
     push_cfg = cfg.train.model_copy(update={"trait_fraction": 1.0})
-    judges = {"trait": cfg.judge.trait, "task": cfg.judge.task}
     rows = []
     for coherence in coherences:
         folder = out_dir / f"coherence-{coherence:g}"
@@ -105,15 +104,7 @@ def run_controls(
         ):
             if not (folder / "evals" / model_id / "summary.json").exists():
                 run_evals(
-                    model_dir,
-                    items,
-                    judges,
-                    folder / "evals" / model_id,
-                    cfg.eval.max_new_tokens,
-                    cfg.eval.batch_size,
-                    temperature=cfg.eval.temperature,
-                    samples=cfg.eval.samples,
-                    seed=cfg.seed,
+                    model_dir, items, out_dir=folder / "evals" / model_id, **runner_options(cfg)
                 )
         rows += group_changes(folder, groups, coherence, cfg.eval.bootstrap, cfg.seed)
     result = {"probe": probe, "domain": domain, "groups": groups, "rows": rows}

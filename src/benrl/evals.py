@@ -19,12 +19,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benrl.errors import BenrlError
 from benrl.judges import get_judge
 from benrl.probes import PROBES, TASKS, TRAIN_TEMPLATES
 from benrl.records import ScenarioRecord, write_jsonl
 from benrl.world import World
+
+if TYPE_CHECKING:
+    from benrl.config import RunConfig
 
 HELD_OUT_TRAITS = (
     "truthfulness",
@@ -197,6 +201,19 @@ def run_evals(
         summary[name] = eval_summary(rows, EVALS[name].category)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def runner_options(cfg: RunConfig) -> dict:
+    """`run_evals` keyword arguments from a run config: judges, budget, sampling, seed."""
+    return {
+        "judge_names": {"trait": cfg.judge.trait, "task": cfg.judge.task},
+        "max_new_tokens": cfg.eval.max_new_tokens,
+        "batch_size": cfg.eval.batch_size,
+        "judge_options": cfg.judge.options,
+        "temperature": cfg.eval.temperature,
+        "samples": cfg.eval.samples,
+        "seed": cfg.seed,
+    }
 
 
 def eval_summary(rows: list[dict], category: str) -> dict:

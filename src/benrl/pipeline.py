@@ -175,7 +175,7 @@ def stage_train(run: Run) -> None:
 
 
 def stage_eval(run: Run) -> None:
-    from benrl.evals import EVALS, run_evals, select_items
+    from benrl.evals import EVALS, run_evals, runner_options, select_items
 
     cfg = run.cfg.eval
     names = cfg.evals or sorted(EVALS)  # part of the stage's identity: new evals rerun it
@@ -194,19 +194,7 @@ def stage_eval(run: Run) -> None:
         items = select_items(records, names, cfg.items_per_eval, run.cfg.seed)
         console.print(f"evaluating [bold]{model_id}[/bold] on {len(items)} evals")
         with stage.running() as extra:
-            judges = {"trait": run.cfg.judge.trait, "task": run.cfg.judge.task}
-            summary = run_evals(
-                model_dir,
-                items,
-                judges,
-                stage.dir,
-                cfg.max_new_tokens,
-                cfg.batch_size,
-                run.cfg.judge.options,
-                cfg.temperature,
-                cfg.samples,
-                run.cfg.seed,
-            )
+            summary = run_evals(model_dir, items, out_dir=stage.dir, **runner_options(run.cfg))
             extra["evals"] = len(summary)
 
 

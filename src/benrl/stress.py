@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benrl.errors import BenrlError
-from benrl.evals import EVALS, load_scores, run_evals, select_items
+from benrl.evals import EVALS, load_scores, run_evals, runner_options, select_items
 from benrl.finetune import check_doses, dose_dir, finetune_ladder
 from benrl.records import Message, ScenarioRecord, read_records
 
@@ -398,18 +398,6 @@ def _identity(run: Run, **more: object) -> dict:
     }
 
 
-def _eval_kwargs(run: Run) -> dict:
-    return {
-        "judge_names": {"trait": run.cfg.judge.trait, "task": run.cfg.judge.task},
-        "max_new_tokens": run.cfg.eval.max_new_tokens,
-        "batch_size": run.cfg.eval.batch_size,
-        "judge_options": run.cfg.judge.options,
-        "temperature": run.cfg.eval.temperature,
-        "samples": run.cfg.eval.samples,
-        "seed": run.cfg.seed,
-    }
-
-
 def _persona_stage(run: Run, name: str, prompt: str, model_id: str, items: Items) -> None:
     from benrl.pipeline import console
 
@@ -425,7 +413,7 @@ def _persona_stage(run: Run, name: str, prompt: str, model_id: str, items: Items
     console.print(f"persona [bold]{name}[/bold] on {model_id}")
     with stage.running() as extra:
         summary = run_evals(
-            run.model_dir(model_id), prompted, out_dir=stage.dir, **_eval_kwargs(run)
+            run.model_dir(model_id), prompted, out_dir=stage.dir, **runner_options(run.cfg)
         )
         extra["evals"] = len(summary)
 
@@ -455,7 +443,7 @@ def _finetune_stage(run: Run, doses: list[int], model_id: str, items: Items) -> 
         )
         for dose in doses:
             folder = dose_dir(stage.dir, dose)
-            run_evals(folder / "model", items(), out_dir=folder, **_eval_kwargs(run))
+            run_evals(folder / "model", items(), out_dir=folder, **runner_options(run.cfg))
 
 
 def _write(path: Path, data: dict) -> None:
