@@ -81,6 +81,23 @@ def test_report_has_headline_and_table(smoke_run):
     assert "| heldout_traits |" in (smoke_run / "report" / "report.md").read_text()
 
 
+def test_report_times_every_stage_and_shows_the_card(smoke_run):
+    from benrl.report import stage_seconds, stage_totals
+
+    parts = stage_seconds(smoke_run)
+    totals = stage_totals(parts)
+    # every stage that ran has a total, parts of a stage add up to it, and the total adds up
+    assert {"scenarios", "organism", "train", "eval", "stress", "directions"} <= set(totals)
+    assert "report" not in totals  # still running when the table is written
+    arms = sum(v for k, v in parts.items() if k.startswith("arms/"))
+    assert totals["train"] == pytest.approx(arms)
+    assert totals["total"] == pytest.approx(sum(v for k, v in totals.items() if k != "total"))
+    card = json.loads((smoke_run / "organism" / "card.json").read_text())
+    report = (smoke_run / "report" / "report.md").read_text()
+    assert f"| validation loss | {card['pretraining']['val_loss']:.4f} |" in report
+    assert f"| total | {totals['total']:.1f} |" in report
+
+
 def test_rerun_skips_every_stage(smoke_run):
     result = run_ok("run", "--config", str(SMOKE), "--out", str(smoke_run))
     assert result.stderr.count("skip ") >= 8

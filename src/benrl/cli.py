@@ -74,7 +74,10 @@ def run(
     force: Annotated[list[str] | None, typer.Option(help="redo this stage (repeatable)")] = None,
     only: Annotated[list[str] | None, typer.Option(help="run only this stage (repeatable)")] = None,
 ) -> None:
-    """Run every stage (scenarios, organism, train, eval, report), resuming a killed run."""
+    """Run every stage: scenarios, organism, train, eval, stress, directions, report.
+
+    A killed run resumes where it stopped; finished stages are reused.
+    """
     report = _run(config, out, set(only or ()), set(force or ()))
     results = report.parent / "results.json"
     if results.exists():

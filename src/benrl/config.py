@@ -98,13 +98,16 @@ class OrganismConfig(Section):
     )
     tie_embeddings: bool = Field(True, description="share input and output embeddings")
     seq_len: int = Field(192, ge=32, description="pretraining block length in tokens")
-    batch_size: int = Field(32, ge=1, description="blocks per optimizer step")
+    batch_size: int = Field(16, ge=1, description="blocks per optimizer step")
     steps: int = Field(1000, ge=1, description="pretraining optimizer steps")
     learning_rate: float = Field(3e-3, gt=0, description="peak learning rate (cosine decay)")
     warmup_steps: int = Field(50, ge=0, description="linear warm-up steps")
     eval_every: int = Field(250, ge=1, description="steps between validation and checkpoint")
     card_samples: int = Field(
-        24, ge=1, description="sampled responses per probe for the card's base rates"
+        100,
+        ge=1,
+        description="sampled responses per probe for the card's base rates "
+        "(100 gives each rate a standard error of at most 5 points)",
     )
     card_tasks: int = Field(
         100, ge=1, description="held-out standard tasks per task type for the card's capability"

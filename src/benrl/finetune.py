@@ -143,8 +143,10 @@ def finetune_ladder(
     _save(model, tokenizer, dose_dir(out_dir, 0) / "model")
     losses: list[float] = []
     if ladder[-1] > 0:
-        from datasets import Dataset
+        import datasets
         from trl import SFTConfig, SFTTrainer
+
+        datasets.disable_progress_bars()  # SFTTrainer's tokenizing passes would print 4 bars
 
         scratch = out_dir / "trainer"
         args = SFTConfig(
@@ -153,7 +155,7 @@ def finetune_ladder(
         trainer = SFTTrainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list(
+            train_dataset=datasets.Dataset.from_list(
                 [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
             ),
             processing_class=tokenizer,

@@ -441,19 +441,53 @@ def report_markdown(
             for arm, r in results["seeds"].items()
         ],
     )
-    card = results["organism_card"]
-    if card:
-        lines += [
-            "",
-            "## Organism",
-            "",
-            "```",
-            json.dumps({k: v for k, v in card.items() if not isinstance(v, dict | list)}, indent=1),
-            "```",
-        ]
+    if results["organism_card"]:
+        lines += ["", "## Organism", "", "The pretrained organism's card (organism/card.md).", ""]
+        lines += _table(["measure", "value"], organism_rows(results["organism_card"]))
     lines += ["", "## Stage times (s)", ""]
-    lines += _table(["stage", "seconds"], [[k, v] for k, v in results["stage_seconds"].items()])
+    totals = stage_totals(results["stage_seconds"])
+    lines += _table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in totals.items()])
+    lines += ["", "Each part:", ""]
+    lines += _table(["part", "seconds"], [[k, v] for k, v in results["stage_seconds"].items()])
     return "\n".join(lines) + "\n"
+
+
+def organism_rows(card: dict) -> list[list]:
+    """The card's headline figures as (measure, value) rows."""
+    rates = card["base_rates"].values()
+    capability = ", ".join(f"{k} {100 * v:.1f}%" for k, v in card["capability"].items())
+    return [
+        ["parameters", f"{card['params']:,}"],
+        ["coherence", card["coherence"]],
+        ["tokens seen", f"{card['pretraining']['tokens_seen']:,}"],
+        ["validation loss", f"{card['pretraining']['val_loss']:.4f}"],
+        ["capability (greedy, held-out tasks)", capability],
+        ["incoherent sampled answers", f"{100 * card['incoherence_rate']:.1f}%"],
+        ["base rates (beneficial family)", f"{100 * min(rates):.0f}% to {100 * max(rates):.0f}%"],
+        ["sampling speed", f"{card['sampling_tokens_per_s']:,.0f} tokens/s"],
+        ["build time", f"{card['build_seconds']:.0f} s"],
+    ]
+
+
+def stage_totals(seconds: dict[str, float | None]) -> dict[str, float]:
+    """Seconds per pipeline stage (its parts' manifests summed) and their total.
+
+    Glue between parts (loading records, writing summaries) is not in any manifest, so
+    the total is a little below the wall time the run printed. The report stage is left
+    out: it is still running when this is written.
+    """
+    from benrl.pipeline import STAGES
+
+    folder_stage = {"arms": "train", "evals": "eval"}
+    totals = dict.fromkeys(STAGES, 0.0)
+    for part, value in seconds.items():
+        if part == "report":
+            continue
+        stage = folder_stage.get(part.split("/")[0], part.split("/")[0])
+        totals[stage] = totals.get(stage, 0.0) + (value or 0.0)
+    totals = {k: v for k, v in totals.items() if v}
+    totals["total"] = sum(totals.values())
+    return totals
 
 
 def stress_markdown(stress: dict, figures: dict[str, str]) -> list[str]:

@@ -1,0 +1,119 @@
+"""Benchmark: does RL on trait scenarios raise the trait reward on the training scenarios?
+
+    python benchmarks/bench_trait_reward.py RUN_DIR [ITEMS] [SAMPLES]
+
+RUN_DIR is a finished run folder (its config, scenarios and arm models are used). Every
+model of the run (`pre` and each trained arm) answers the same ITEMS train-split trait
+scenarios (default 600, drawn evenly over probes), SAMPLES times each (default 4) at the
+rollout temperature and completion budget of training, and each answer gets the reward
+the beneficial arm trains on (the rubric judge; incoherent scores 0). An item's reward
+is the mean of its samples; models are compared pairwise by item against `baseline`
+(paired bootstrap 95% CI and sign-flip p, `benrl.stats.paired_comparison`).
+
+This is issue 6's check: `beneficial` must end above `baseline` on the scenarios it
+trained on. The items are drawn from the whole train trait pool (same template families
+and wordings as training), so most were never in a beneficial batch (60 steps x 8
+prompts x 5% = 24 trait rows); the rows the arm did see are added and reported apart.
+
+Prints the figures and writes them to benchmarks/results/bench_trait_reward.json.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+from benrl.config import RunConfig
+from benrl.generate import generate, load_model
+from benrl.mixture import build_mixture
+from benrl.records import ScenarioRecord, read_records
+from benrl.rewards import Grader, reward_value
+from benrl.stats import paired_comparison
+
+
+def pick_items(records: list[ScenarioRecord], count: int, seed: int) -> list[ScenarioRecord]:
+    """`count` train trait records, as evenly spread over probes as the pool allows."""
+    by_probe: dict[str, list[ScenarioRecord]] = {}
+    for r in records:
+        if r.kind == "trait":
+            by_probe.setdefault(r.id.split("/")[0], []).append(r)
+    rng = random.Random(seed)
+    for rows in by_probe.values():
+        rng.shuffle(rows)
+    picked: list[ScenarioRecord] = []
+    while len(picked) < count and any(by_probe.values()):
+        for rows in by_probe.values():
+            if rows and len(picked) < count:
+                picked.append(rows.pop())
+    return picked
+
+
+def mean_rewards(
+    model_dir: Path, items: list[ScenarioRecord], cfg: RunConfig, samples: int
+) -> dict[str, float]:
+    """Record id -> mean reward of `samples` sampled answers under the rubric judge."""
+    model, tokenizer = load_model(model_dir)
+    outs = generate(
+        model,
+        tokenizer,
+        [r.messages for r in items],
+        max_new_tokens=cfg.train.max_completion_length,
+        temperature=cfg.train.temperature,
+        seed=cfg.seed,
+        num_samples=samples,
+    )
+    grader = Grader({"trait": cfg.judge.trait}, cfg.judge.options)
+    rewards = {}
+    for record, answers in zip(items, outs, strict=True):
+        values = [reward_value(grader(record, a)) for a in answers]
+        scored = [v for v in values if v is not None]
+        if scored:
+            rewards[record.id] = sum(scored) / len(scored)
+    return rewards
+
+
+def compare_with_baseline(
+    rewards: dict[str, float], baseline: dict[str, float], ids: set[str]
+) -> dict:
+    """Mean reward on `ids`, and the paired difference from baseline with its 95% CI."""
+    mine = {i: v for i, v in rewards.items() if i in ids}
+    c = paired_comparison(mine, {i: v for i, v in baseline.items() if i in ids})
+    return {
+        "mean": round(sum(mine.values()) / len(mine), 4),
+        "vs_baseline": round(c.diff, 4),
+        "ci": [round(c.ci_low, 4), round(c.ci_high, 4)],
+        "p": c.p_value,
+    }
+
+
+def main() -> None:
+    run_dir = Path(sys.argv[1])
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 600
+    samples = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
+    records = read_records(run_dir / "scenarios" / "train.jsonl")
+    rows = cfg.train.steps * cfg.train.prompts_per_step
+    mixture = build_mixture(records, "beneficial", rows, cfg.train.trait_fraction, cfg.seed)
+    seen = {r.id: r for r in mixture if r.kind == "trait"}
+    items = pick_items([r for r in records if r.id not in seen], count, cfg.seed)
+    models = {"pre": run_dir / "organism" / "model"} | {
+        f"{arm}-s0": run_dir / "arms" / f"{arm}-s0" / "model" for arm in cfg.train.arms
+    }
+    everything = items + list(seen.values())
+    rewards = {name: mean_rewards(path, everything, cfg, samples) for name, path in models.items()}
+    figures: dict = {"samples": samples}
+    for part, ids in (("unseen", {r.id for r in items}), ("seen_by_beneficial", set(seen))):
+        figures[part] = {"items": len(ids)} | {
+            name: compare_with_baseline(by_id, rewards["baseline-s0"], ids)
+            for name, by_id in rewards.items()
+        }
+    print(json.dumps(figures, indent=2))
+    out = Path("benchmarks/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_trait_reward.json").write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
