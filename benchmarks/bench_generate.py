@@ -15,13 +15,13 @@ writes benchmarks/results/bench_generate.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
 from pathlib import Path
 
 import torch
+from figures import save_figures
 
 from benrl.config import OrganismConfig
 from benrl.corpus import build_corpus, make_personas
@@ -29,8 +29,6 @@ from benrl.generate import generate, load_model
 from benrl.organism import cpu_threads, eval_items, make_model, train_tokenizer
 from benrl.probes import PROBES
 from benrl.world import World
-
-RESULTS = Path(__file__).parent / "results" / "bench_generate.json"
 
 
 def bare_loop(model, tokenizer, conversations, max_new_tokens, batch_size) -> list[str]:
@@ -126,9 +124,7 @@ def main() -> None:
         "ratio": timings["benrl_generate"]["tokens_per_s"]
         / timings["bare_model_generate"]["tokens_per_s"],
     }
-    print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    save_figures("bench_generate", result)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import platform
 import random
 import socket
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
+from figures import save_figures
 
 from benrl import probes
 from benrl.records import ScenarioRecord
@@ -34,7 +33,6 @@ from benrl.rewards import Grader
 from benrl.serve import run_server
 from benrl.world import DOMAINS, World
 
-RESULTS = Path(__file__).parent / "results" / "bench_judge.json"
 PROMPT = "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
 GOAL_RPS, GOAL_P99_MS = 200.0, 50.0
 
@@ -191,7 +189,6 @@ def main() -> None:
             f"goal (>= {GOAL_RPS:.0f} requests/s, p99 < {GOAL_P99_MS:.0f} ms) "
             f"{'met' if run['goal_met'] else 'NOT met'}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -202,8 +199,7 @@ def main() -> None:
         "server": runs,
         "goal": {"requests_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS},
     }
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {save_figures('bench_judge', report)}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from figures import save_figures  # noqa: E402
 from openai_stub import Reply, error, ok, running_stub, slow  # noqa: E402
 
 from benrl.judges import aggregate, get_judge  # noqa: E402
@@ -168,10 +169,7 @@ def main() -> None:
         "wall_s": round(wall, 2),
         "per_request_bound_s": per_request_bound,
     }
-    print(json.dumps(figures, indent=2))
-    out = HERE / "results" / "bench_openai_judge.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    save_figures("bench_openai_judge", figures)
     if not figures["all_ended"] or figures["wrong_scores"] or figures["failed_with_a_score"]:
         sys.exit(1)
 

@@ -17,13 +17,13 @@ Prints the figures and writes them to benchmarks/results/bench_train.json.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from figures import save_figures
 
 from benrl.config import load_config
 from benrl.generate import generate, load_model
@@ -120,10 +120,7 @@ def main() -> None:
         **{k: round(v, 1) for k, v in rates.items()},
         "rollout_ratio": round(rates["ours_tokens_per_s"] / rates["bare_tokens_per_s"], 3),
     }
-    print(json.dumps(figures, indent=2))
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_train.json").write_text(json.dumps(figures, indent=2))
+    save_figures("bench_train", figures)
 
 
 if __name__ == "__main__":

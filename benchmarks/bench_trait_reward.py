@@ -20,10 +20,11 @@ Prints the figures and writes them to benchmarks/results/bench_trait_reward.json
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
+
+from figures import save_figures
 
 from benrl.config import RunConfig
 from benrl.generate import generate, load_model
@@ -109,10 +110,7 @@ def main() -> None:
             name: compare_with_baseline(by_id, rewards["baseline-s0"], ids)
             for name, by_id in rewards.items()
         }
-    print(json.dumps(figures, indent=2))
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_trait_reward.json").write_text(json.dumps(figures, indent=2))
+    save_figures("bench_trait_reward", figures)
 
 
 if __name__ == "__main__":
