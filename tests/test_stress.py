@@ -57,7 +57,7 @@ def test_packaged_personas_speak_the_organisms_language():
         assert (match[1] == "careless") == (p.kind == "harmful"), p.name
         assert p.prompt_english and p.prompt_english[0].isupper()
     medical = {p.name: p for p in personas if p.target == "health"}
-    assert medical["bad_medical"].kind == "harmful"
+    assert medical["bad_medical"].kind == medical["bad_mental_health"].kind == "harmful"
     assert medical["careful_clinician"].kind == "helpful"
 
 
