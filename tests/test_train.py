@@ -30,6 +30,18 @@ def test_grpo_args_are_fields_of_the_installed_trl(tmp_path):
     assert config.seed == 3 and config.use_cpu and not config.bf16
 
 
+def test_every_loss_type_is_one_the_installed_trl_documents():
+    import typing
+
+    from benrl.config import GrpoLoss
+
+    field = {f.name: f for f in dataclasses.fields(GRPOConfig)}["loss_type"]
+    supported = field.metadata["help"].split("Supported values are")[1].split(".")[0]
+    for loss in typing.get_args(GrpoLoss):
+        assert f"'{loss}'" in supported, loss  # removed from TRL: drop it from GrpoLoss too
+    assert TrainConfig().loss_type == field.default  # our default is TRL's
+
+
 def test_compute_matching_check():
     close = {"a": {"tokens_trained": 1000}, "b": {"tokens_trained": 1015}}
     check_compute_matched(close, 0.02)

@@ -122,6 +122,11 @@ class OrganismConfig(Section):
         return heads
 
 
+# The token-level loss types of TRL's GRPOTrainer (1.16; luspo needs sequence-level importance
+# sampling, which benrl does not expose); tests check each against the installed TRL.
+GrpoLoss = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "vespo"]
+
+
 class TrainConfig(Section):
     arms: list[str] = Field(["baseline", "beneficial"], description="trained arms to run")
     seeds: int = Field(1, ge=1, description="seeds per arm")
@@ -130,7 +135,17 @@ class TrainConfig(Section):
     generations: int = Field(8, ge=2, description="completions per prompt (GRPO group size)")
     max_completion_length: int = Field(24, ge=4, description="max new tokens per completion")
     learning_rate: float = Field(5e-5, gt=0, description="policy learning rate")
-    beta: float = Field(0.0, ge=0, description="KL coefficient to the reference model")
+    beta: float = Field(
+        0.0,
+        ge=0,
+        description="KL coefficient to the reference model (TRL's default 0: no reference "
+        "model is loaded and no KL is logged)",
+    )
+    loss_type: GrpoLoss = Field(
+        "dapo",
+        description="TRL's GRPO loss aggregation; dapo (TRL's default) normalizes by the "
+        "batch's active tokens, so long and short completions weigh alike",
+    )
     temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
     trait_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="share of trait scenarios in trait arms (paper: 5%)"

@@ -46,6 +46,7 @@ def grpo_args(cfg: TrainConfig, seed: int, output_dir: Path, use_cpu: bool) -> d
         "max_completion_length": cfg.max_completion_length,
         "learning_rate": cfg.learning_rate,
         "beta": cfg.beta,
+        "loss_type": cfg.loss_type,
         "temperature": cfg.temperature,
         "shuffle_dataset": False,  # the mixture already fixed the order of rows
         "seed": seed,
