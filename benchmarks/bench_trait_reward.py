@@ -3,12 +3,12 @@
     python benchmarks/bench_trait_reward.py RUN_DIR [ITEMS] [SAMPLES]
 
 RUN_DIR is a finished run folder (its config, scenarios and arm models are used). Every
-model of the run (`pre` and each trained arm) answers the same ITEMS train-split trait
-scenarios (default 600, drawn evenly over probes), SAMPLES times each (default 4) at the
-rollout temperature and completion budget of training, and each answer gets the reward
-the beneficial arm trains on (the rubric judge; incoherent scores 0). An item's reward
-is the mean of its samples; models are compared pairwise by item against `baseline`
-(paired bootstrap 95% CI and sign-flip p, `benrl.stats.paired_comparison`).
+model of its `eval.models` (`pre` and each trained arm, seed by seed) answers the same
+ITEMS train-split trait scenarios (default 600, drawn evenly over probes), SAMPLES times
+each (default 4) at the rollout temperature and completion budget of training, and each
+answer gets the reward the beneficial arm trains on (the rubric judge; incoherent: 0).
+An item's reward is the mean of its samples; models are compared pairwise by item
+against `baseline` (paired bootstrap 95% CI and sign-flip p, `benrl.stats.paired_comparison`).
 
 This is issue 6's check: `beneficial` must end above `baseline` on the scenarios it
 trained on. The items are drawn from the whole train trait pool (same template families
@@ -29,6 +29,7 @@ from figures import save_figures
 from benrl.config import RunConfig
 from benrl.generate import generate, load_model
 from benrl.mixture import build_mixture
+from benrl.pipeline import Run
 from benrl.records import ScenarioRecord, read_records
 from benrl.rewards import Grader, reward_value
 from benrl.stats import paired_comparison
@@ -79,10 +80,12 @@ def compare_with_baseline(
     rewards: dict[str, float], baseline: dict[str, float], ids: set[str]
 ) -> dict:
     """Mean reward on `ids`, and the paired difference from baseline with its 95% CI."""
-    mine = {i: v for i, v in rewards.items() if i in ids}
-    c = paired_comparison(mine, {i: v for i, v in baseline.items() if i in ids})
+    c = paired_comparison(
+        {i: v for i, v in rewards.items() if i in ids},
+        {i: v for i, v in baseline.items() if i in ids},
+    )
     return {
-        "mean": round(sum(mine.values()) / len(mine), 4),
+        "mean": round(c.mean_a, 4),
         "vs_baseline": round(c.diff, 4),
         "ci": [round(c.ci_low, 4), round(c.ci_high, 4)],
         "p": c.p_value,
@@ -99,11 +102,12 @@ def main() -> None:
     mixture = build_mixture(records, "beneficial", rows, cfg.train.trait_fraction, cfg.seed)
     seen = {r.id: r for r in mixture if r.kind == "trait"}
     items = pick_items([r for r in records if r.id not in seen], count, cfg.seed)
-    models = {"pre": run_dir / "organism" / "model"} | {
-        f"{arm}-s0": run_dir / "arms" / f"{arm}-s0" / "model" for arm in cfg.train.arms
-    }
+    run = Run(cfg, run_dir)  # the run's own model paths: the organism or a local HF model
     everything = items + list(seen.values())
-    rewards = {name: mean_rewards(path, everything, cfg, samples) for name, path in models.items()}
+    rewards = {
+        model_id: mean_rewards(run.model_dir(model_id), everything, cfg, samples)
+        for model_id in run.model_ids()
+    }
     figures: dict = {"samples": samples}
     for part, ids in (("unseen", {r.id for r in items}), ("seen_by_beneficial", set(seen))):
         figures[part] = {"items": len(ids)} | {

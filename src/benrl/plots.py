@@ -55,13 +55,11 @@ def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
     ]
     fig, axes = plt.subplots(1, len(keys), figsize=(17, 3))
     for ax, (key, title) in zip(axes, keys, strict=True):
-        plotted = False
         for arm, rows in logs.items():
             points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
             if points:
                 ax.plot(*zip(*points, strict=True), label=arm, lw=1)
-                plotted = True
-        if not plotted:  # e.g. KL, which TRL computes only when train.beta > 0
+        if not ax.lines:  # e.g. KL, which TRL computes only when train.beta > 0
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)

@@ -478,14 +478,13 @@ def stage_totals(seconds: dict[str, float | None]) -> dict[str, float]:
     """
     from benrl.pipeline import STAGES
 
-    folder_stage = {"arms": "train", "evals": "eval"}
+    stage_of_folder = {"arms": "train", "evals": "eval"}  # other folders are named as stages
     totals = dict.fromkeys(STAGES, 0.0)
     for part, value in seconds.items():
-        if part == "report":
-            continue
-        stage = folder_stage.get(part.split("/")[0], part.split("/")[0])
+        folder = part.split("/")[0]
+        stage = stage_of_folder.get(folder, folder)
         totals[stage] = totals.get(stage, 0.0) + (value or 0.0)
-    totals = {k: v for k, v in totals.items() if v}
+    totals = {k: v for k, v in totals.items() if v and k != "report"}
     totals["total"] = sum(totals.values())
     return totals
 
