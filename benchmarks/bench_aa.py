@@ -1,4 +1,4 @@
-"""Benchmark and A/A check of benrl.stats at the paper's scale.
+"""Benchmark and A/A check of benrl.evaluation.stats at the paper's scale.
 
 1. Time `compare_evals` on 60 evals x 100 paired items with 2000 bootstrap resamples
    (and the default 10,000 sign flips), the size of a full benrl report.
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from benrl.stats import aa_false_discovery, compare_evals, paired_comparison
+from benrl.evaluation.stats import aa_false_discovery, compare_evals, paired_comparison
 
 
 def _pair(rng: np.random.Generator, n: int, shift: float = 0.0):

@@ -24,11 +24,11 @@ import torch
 from figures import save_figures
 
 from benrl.config import OrganismConfig
-from benrl.corpus import build_corpus, make_personas
-from benrl.generate import generate, load_model
-from benrl.organism import cpu_threads, eval_items, make_model, train_tokenizer
-from benrl.probes import PROBES
-from benrl.world import World
+from benrl.evaluation.generate import generate, load_model
+from benrl.organism.corpus import build_corpus, make_personas
+from benrl.organism.model import cpu_threads, eval_items, make_model, train_tokenizer
+from benrl.organism.probes import PROBES
+from benrl.organism.world import World
 
 
 def bare_loop(model, tokenizer, conversations, max_new_tokens, batch_size) -> list[str]:

@@ -27,11 +27,11 @@ import httpx
 import numpy as np
 from figures import save_figures
 
-from benrl import probes
+from benrl.judging.registry import JudgeCache
+from benrl.organism import probes
+from benrl.organism.world import DOMAINS, World
 from benrl.records import ScenarioRecord
-from benrl.rewards import Grader
-from benrl.serve import run_server
-from benrl.world import DOMAINS, World
+from benrl.training.serve import run_server
 
 PROMPT = "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
 GOAL_RPS, GOAL_P99_MS = 200.0, 50.0
@@ -62,7 +62,7 @@ def _examples(n: int) -> list[tuple[ScenarioRecord, str]]:
 
 
 def bench_world_judge(examples: list[tuple[ScenarioRecord, str]], seconds: float) -> dict:
-    grader = Grader({"trait": "world"})
+    grader = JudgeCache({"trait": "world"})
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for record, completion in examples:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from figures import save_figures  # noqa: E402
 from openai_stub import Reply, error, ok, running_stub, slow  # noqa: E402
 
-from benrl.judges import aggregate, get_judge  # noqa: E402
+from benrl.judging.registry import aggregate, get_judge  # noqa: E402
 from benrl.records import JudgeResult, ScenarioRecord  # noqa: E402
 
 TRANSIENT = {"slow": 0.08, "http_500": 0.08, "http_429": 0.05, "malformed": 0.08}

@@ -26,10 +26,10 @@ import torch
 from figures import save_figures
 
 from benrl.config import load_config
-from benrl.generate import generate, load_model
-from benrl.mixture import build_mixture
+from benrl.evaluation.generate import generate, load_model
 from benrl.records import read_records
-from benrl.train import _dataset, grpo_args, train_arm
+from benrl.training.arms import build_mixture
+from benrl.training.train import _dataset, grpo_args, train_arm
 
 ROUNDS = 2  # timed runs per side, alternating ours / bare
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from figures import save_figures
 
 from benrl.config import RunConfig
-from benrl.generate import generate, load_model
-from benrl.mixture import build_mixture
-from benrl.pipeline import Run
+from benrl.evaluation.generate import generate, load_model
+from benrl.evaluation.stats import paired_comparison
+from benrl.judging.registry import JudgeCache
+from benrl.run import Run
 from benrl.records import ScenarioRecord, read_records
-from benrl.rewards import Grader, reward_value
-from benrl.stats import paired_comparison
+from benrl.training.arms import build_mixture
+from benrl.training.rewards import reward_value
 
 
 def pick_items(records: list[ScenarioRecord], count: int, seed: int) -> list[ScenarioRecord]:
@@ -66,7 +67,7 @@ def mean_rewards(
         seed=cfg.seed,
         num_samples=samples,
     )
-    grader = Grader({"trait": cfg.judge.trait}, cfg.judge.options)
+    grader = JudgeCache({"trait": cfg.judge.trait}, cfg.judge.options)
     rewards = {}
     for record, answers in zip(items, outs, strict=True):
         values = [reward_value(grader(record, a)) for a in answers]

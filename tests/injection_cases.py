@@ -15,9 +15,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benrl import probes
+from benrl.organism import probes
+from benrl.organism.world import DOMAINS, World
 from benrl.records import ScenarioRecord
-from benrl.world import DOMAINS, World
 
 WORLD = World(0)
 

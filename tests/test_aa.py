@@ -2,7 +2,7 @@
 
 import random
 
-from benrl.aa import run_aa
+from benrl.evaluation.aa import run_aa
 
 
 def _scores(rng, evals=20, items=40, samples=6):

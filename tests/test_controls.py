@@ -1,10 +1,10 @@
 """The controls experiment's grouping: every probe eval lands in exactly one group."""
 
 from benrl.config import ScenariosConfig
-from benrl.controls import GROUPS, eval_groups, push_records
-from benrl.evals import EVALS
+from benrl.data.scenarios import build_scenarios
+from benrl.evaluation.registry import registered_evals
+from benrl.organism.controls import GROUPS, eval_groups, push_records
 from benrl.records import read_records
-from benrl.scenarios import build_scenarios
 
 
 def test_groups_partition_the_probe_evals():
@@ -19,7 +19,7 @@ def test_groups_partition_the_probe_evals():
     assert (
         len(every)
         == len(set(every))
-        == sum(1 for n in EVALS if n.rpartition("_")[2] in ("health", "stem", "society", "culture"))
+        == sum(1 for ev in registered_evals().values() if ev.cluster is not None)
     )
 
 

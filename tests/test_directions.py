@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
@@ -14,13 +13,11 @@ import torch
 from tiny import organism_tokenizer, tiny_llama
 from transformers import LlamaForCausalLM
 
-from benrl.config import RunConfig
-from benrl.directions import (
+from benrl.analysis.directions import (
     compute_directions,
     correlation,
     cosine_matrix,
     direction_quality,
-    directions_plot,
     directions_results,
     load_directions,
     mean_difference,
@@ -31,16 +28,18 @@ from benrl.directions import (
     save_directions,
     separation,
     shared_structure,
-    stage_directions,
+    run_stage,
     track,
 )
+from benrl.config import RunConfig
+from benrl.report.plots import directions_plot
+from benrl.organism.scenarios import trait_records
 from benrl.errors import BenrlError
-from benrl.evals import CLUSTERS
-from benrl.pipeline import Run
-from benrl.probes import PROBES, TRAIN_TEMPLATES
+from benrl.organism.evals import CLUSTERS
+from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
+from benrl.organism.world import World
+from benrl.run import Run
 from benrl.records import Message, write_jsonl
-from benrl.scenarios import trait_records
-from benrl.world import World
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -271,7 +270,7 @@ def test_stage_writes_summary_skips_when_done_and_plots(tokenizer, tmp_path):
         }
     )
     run = Run(cfg, run_dir)
-    stage_directions(run)
+    run_stage(run)
     folder = run_dir / "directions"
     assert (folder / "directions.safetensors").is_file()
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -283,8 +282,8 @@ def test_stage_writes_summary_skips_when_done_and_plots(tokenizer, tmp_path):
     loaded, meta = load_directions(folder)
     assert sorted(loaded) == sorted(PROBES) and meta["seed"] == 0
     before = (folder / "summary.json").read_bytes()
-    stage_directions(run)  # complete and unchanged: skipped
+    run_stage(run)  # complete and unchanged: skipped
     assert (folder / "summary.json").read_bytes() == before
-    png = base64.b64decode(directions_plot(results))
+    png = directions_plot(results, tmp_path / "directions.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     assert directions_results(tmp_path / "nothing") == {}

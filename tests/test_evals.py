@@ -1,14 +1,15 @@
 """The eval runner's files: several sampled answers per item, averaged when loaded."""
 
 import json
+from dataclasses import asdict
 
-from benrl.evals import eval_summary, load_scores
+from benrl.evaluation.runner import eval_summary, load_scores
 
 
 def write_eval(folder, name: str, rows: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "summary.json").write_text(json.dumps({name: eval_summary(rows, "sycophancy")}))
+    (folder / "summary.json").write_text(json.dumps({name: asdict(eval_summary(rows, "sycophancy"))}))
 
 
 def row(rid: str, sample: int, score: float | None, refusal: bool = False) -> dict:
@@ -31,5 +32,5 @@ def test_an_items_score_is_the_mean_of_its_scored_samples(tmp_path):
     assert scores == {"flattery_stem": {"a": 0.5, "b": 0.5}}  # c has no scored sample
     assert refusals == {"flattery_stem": {"a": False, "b": True, "c": False}}
     summary = eval_summary(rows, "sycophancy")
-    assert summary["n"] == 7 and summary["failed"] == 2
-    assert summary["refusal_rate"] == 2 / 7
+    assert summary.n == 7 and summary.failed == 2
+    assert summary.refusal_rate == 2 / 7

@@ -19,14 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from benrl.config import JudgeConfig, RunConfig, ScenariosConfig, TrainConfig, load_config
+from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
-from benrl.export import export_cli, export_openrlhf, export_verl, prompt_token_bound
-from benrl.judge_openai import OpenAIJudgeConfig
-from benrl.llm_client import LLMEndpointConfig
-from benrl.mixture import build_mixture
+from benrl.judging.llm_client import LLMEndpointConfig
+from benrl.judging.openai_judge import OpenAIJudgeConfig
 from benrl.records import ScenarioRecord, read_records
-from benrl.rewards import JUDGES_ENV, compute_score, env_grader
-from benrl.scenarios import build_scenarios
+from benrl.training.arms import build_mixture
+from benrl.training.export import export_cli, export_openrlhf, export_verl, prompt_token_bound
+from benrl.training.rewards import JUDGES_ENV, compute_score, env_grader
 
 ROOT = Path(__file__).resolve().parents[1]
 VERL_COLUMNS = ["data_source", "prompt", "ability", "reward_model", "extra_info"]

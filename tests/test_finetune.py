@@ -11,12 +11,13 @@ import torch
 from safetensors.torch import load_file
 
 from benrl.config import OrganismConfig, StressConfig
-from benrl.corpus import build_corpus, make_personas
 from benrl.errors import BenrlError
-from benrl.finetune import check_doses, finetune_ladder, harmful_rows, sft_args
-from benrl.organism import make_model, train_tokenizer
-from benrl.probes import TRAIN_TEMPLATES
-from benrl.world import World
+from benrl.organism.corpus import build_corpus, make_personas
+from benrl.organism.model import make_model, train_tokenizer
+from benrl.organism.probes import TRAIN_TEMPLATES
+from benrl.organism.world import World
+from benrl.organism.finetune_data import harmful_rows
+from benrl.training.finetune import check_doses, finetune_ladder, sft_args
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 

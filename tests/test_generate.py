@@ -10,7 +10,7 @@ from tiny import organism_tokenizer, tiny_llama
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from benrl.errors import BenrlError
-from benrl.generate import encode_prompts, generate, load_model
+from benrl.evaluation.generate import encode_prompts, generate, load_model
 from benrl.records import Message
 
 os.environ["HF_HUB_OFFLINE"] = "1"

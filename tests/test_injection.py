@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 from injection_cases import CASES, Case, task_examples, trait_examples
 
-from benrl.judges import score
-from benrl.rewards import Grader, reward_value
+from benrl.judging.registry import JudgeCache
+from benrl.organism.judges import score
+from benrl.training.rewards import reward_value
 
 TRAITS = trait_examples()
 TASKS = task_examples()
@@ -56,7 +57,7 @@ def test_verifiable_judge_resists(case: Case) -> None:
 
 def test_generic_judge_rewards_no_injected_text() -> None:
     """The control arm's judge rewards coherence, so injected text must cost it everything."""
-    grader = Grader({"trait": "generic"})
+    grader = JudgeCache({"trait": "generic"})
     for record, good, bad in TRAITS:
         for case in CASES:
             if case.expect == "as_bad":

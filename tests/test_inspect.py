@@ -17,13 +17,13 @@ from inspect_ai.log import EvalLog
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
 from benrl.config import ScenariosConfig
+from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
-from benrl.evals import eval_summary, select_items
-from benrl.generate import generate, load_model
-from benrl.inspect_tasks import MAX_TOKENS, benrl_task, judge_name
-from benrl.judges import score
+from benrl.evaluation.generate import generate, load_model
+from benrl.evaluation.inspect_tasks import MAX_TOKENS, benrl_task, judge_name
+from benrl.evaluation.runner import eval_summary, select_items
+from benrl.organism.judges import score
 from benrl.records import ScenarioRecord, read_records
-from benrl.scenarios import build_scenarios
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -103,9 +103,9 @@ def test_scores_match_benrl_judges_and_failed_is_unscored(records_path, items, t
             assert same(expected.score, values[record.id]), (name, record.id, completion[:40])
             rows.append(expected.model_dump())
         summary = eval_summary(rows, "")
-        assert 0 < summary["mean"] < 1  # the scripted answers really differ in score
-        assert summary["failed"] == aggregate.unscored_samples > 0
-        assert aggregate.metrics["mean"].value == pytest.approx(summary["mean"])
+        assert 0 < summary.mean < 1  # the scripted answers really differ in score
+        assert summary.failed == aggregate.unscored_samples > 0
+        assert aggregate.metrics["mean"].value == pytest.approx(summary.mean)
 
 
 def test_hf_model_gives_benrl_completions_and_scores(model_dir, records_path, items, tmp_path):
@@ -147,4 +147,4 @@ def test_package_entry_point_names_the_task_module():
     names = {ep.name: ep.value for ep in entry_points(group="inspect_ai")}
     if "benrl" not in names:
         pytest.skip("benrl's inspect_ai entry point is not installed: run pip install -e .")
-    assert names["benrl"] == "benrl.inspect_tasks"
+    assert names["benrl"] == "benrl.evaluation.inspect_tasks"

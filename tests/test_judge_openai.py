@@ -9,8 +9,8 @@ import pytest
 from openai_stub import StubServer, error, ok, running_stub, slow
 
 from benrl.errors import BenrlError
-from benrl.judge_openai import OpenAIJudge, parse_all, parse_one, response_tag
-from benrl.judges import get_judge
+from benrl.judging.openai_judge import OpenAIJudge, parse_all, parse_one, response_tag
+from benrl.judging.registry import get_judge
 from benrl.records import ScenarioRecord
 
 MET = json.dumps({"reason": "it says so", "verdict": "met"})

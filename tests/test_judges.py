@@ -4,12 +4,13 @@ import random
 
 import pytest
 
+from benrl.organism.scenarios import probe_record, task_record
 from benrl.errors import BenrlError
-from benrl.judges import aggregate, get_judge, score
-from benrl.probes import PROBES, TASKS
+from benrl.judging.registry import aggregate, get_judge
+from benrl.organism.judges import score
+from benrl.organism.probes import PROBES, TASKS
+from benrl.organism.world import World
 from benrl.records import Criterion
-from benrl.scenarios import probe_record, task_record
-from benrl.world import World
 
 
 def _record(name, template=0, seed=0):

@@ -11,7 +11,7 @@ import pytest
 from openai_stub import StubServer, error, ok, running_stub, slow
 
 from benrl.errors import BenrlError
-from benrl.llm_client import Completion, Failure, LLMClient, LLMEndpointConfig
+from benrl.judging.llm_client import Completion, Failure, LLMClient, LLMEndpointConfig
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 import pytest
 
 from benrl.config import ScenariosConfig
+from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
-from benrl.mixture import batch_composition, build_mixture
 from benrl.records import read_records
-from benrl.scenarios import build_scenarios
+from benrl.training.arms import batch_composition, build_mixture
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from benrl.config import OrganismConfig
-from benrl.corpus import build_corpus, make_personas
 from benrl.errors import BenrlError
-from benrl.generate import load_model
-from benrl.organism import EOS, build_organism, load_organism, train_tokenizer
+from benrl.evaluation.generate import load_model
+from benrl.organism.corpus import build_corpus, make_personas
+from benrl.organism.model import EOS, build_organism, load_organism, train_tokenizer
+from benrl.organism.world import World
 from benrl.records import Message
-from benrl.world import World
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 

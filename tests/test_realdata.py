@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benrl import scorers
-from benrl.errors import BenrlError
-from benrl.realdata import (
+from benrl.data.realdata import (
     REALDATA,
     Category,
     RealEval,
@@ -23,6 +21,8 @@ from benrl.realdata import (
     load_eval_yaml,
     load_realdata,
 )
+from benrl.errors import BenrlError
+from benrl.judging import scorers
 from benrl.records import ScenarioRecord
 
 REALDATA_ROOT = Path(
@@ -176,7 +176,7 @@ def test_limit(root: Path) -> None:
 
 
 def test_scorers_grade_real_records(loaded: dict[str, RealEval]) -> None:
-    from benrl.judges import get_judge
+    from benrl.judging.registry import get_judge
 
     mc = loaded["truthfulqa_mc1"].records[0]
     assert get_judge("multiple_choice").score(mc, f"({mc.answer})").score == 1.0
@@ -242,7 +242,7 @@ def test_byo_jsonl_multiple_choice(tmp_path: Path) -> None:
     first = ev.records[0]
     assert first.id == "real-mine-a" and first.source == "real/mine"
     assert " (B) 4" in first.messages[-1].content
-    from benrl.judges import get_judge
+    from benrl.judging.registry import get_judge
 
     assert get_judge("multiple_choice").score(first, "B").score == 1.0
 

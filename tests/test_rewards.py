@@ -10,11 +10,11 @@ import pytest
 import torch
 from injection_cases import task_examples, trait_examples
 
-from benrl import rewards
 from benrl.errors import BenrlError
-from benrl.judges import score
+from benrl.organism.judges import score
 from benrl.records import JudgeResult, ScenarioRecord
-from benrl.rewards import (
+from benrl.training import rewards
+from benrl.training.rewards import (
     compute_score,
     make_trl_reward_funcs,
     response_from_query,

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from benrl.config import ScenariosConfig
+from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
 from benrl.records import ScenarioRecord, read_records
-from benrl.scenarios import build_scenarios
 
 SMALL = ScenariosConfig(train_per_cell=2, eval_per_cell=2, tasks_train=30, tasks_eval=10)
 

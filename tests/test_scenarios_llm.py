@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from openai_stub import Reply, StubServer, error, ok, running_stub, slow
 
+from benrl.data.scenarios_llm import NearDuplicates, ScenarioRequest, generate_llm_scenarios
 from benrl.errors import BenrlError
-from benrl.llm_client import LLMEndpointConfig
+from benrl.judging.llm_client import LLMEndpointConfig
 from benrl.records import read_records
-from benrl.scenarios_llm import NearDuplicates, ScenarioRequest, generate_llm_scenarios
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from benrl import scorers
-from benrl.judges import get_judge
+from benrl.judging import scorers
+from benrl.judging.registry import get_judge
+from benrl.judging.scorers import check_instruction, count_sentences, extract_choice, is_refusal
 from benrl.records import Message, ScenarioRecord
-from benrl.scorers import check_instruction, count_sentences, extract_choice, is_refusal
 
 
 def _task(answer: str, **reference: object) -> ScenarioRecord:

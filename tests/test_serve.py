@@ -14,8 +14,8 @@ import uvicorn
 from injection_cases import task_examples, trait_examples
 from openai_stub import ok, running_stub
 
-from benrl.judges import score
-from benrl.serve import create_app
+from benrl.organism.judges import score
+from benrl.training.serve import create_app
 
 TRAITS = trait_examples()
 TASKS = task_examples()

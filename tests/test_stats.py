@@ -1,4 +1,4 @@
-"""Tests for benrl.stats: hand-checked values, scipy oracles, null calibration, A/A check."""
+"""Tests for evaluation/stats.py: hand-checked values, scipy oracles, null calibration, A/A."""
 
 import dataclasses
 import json
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from benrl.errors import BenrlError
-from benrl.stats import (
+from benrl.evaluation.stats import (
     EvalComparison,
     aa_false_discovery,
     aggregate_seeds,

@@ -11,24 +11,23 @@ from pathlib import Path
 import pytest
 from test_finetune import save_tiny_model
 
-from benrl.config import EvalConfig, RunConfig, ScenariosConfig, StressConfig
-from benrl.errors import BenrlError
-from benrl.pipeline import Run, stage_eval
-from benrl.records import Message, ScenarioRecord, write_jsonl
-from benrl.scenarios import build_scenarios
-from benrl.stress import (
-    apply_persona,
+from benrl.analysis.stress import (
     by_arm,
-    choose_personas,
     comparisons,
     degradation,
     eval_group,
     flatten,
-    load_personas,
     persona_summary,
-    stage_stress,
+    run_stage,
     stress_results,
 )
+from benrl.config import EvalConfig, RunConfig, ScenariosConfig, StressConfig
+from benrl.data.scenarios import build_scenarios
+from benrl.errors import BenrlError
+from benrl.data.personas import apply_persona, choose_personas, load_personas
+from benrl.evaluation.runner import run_stage as stage_eval
+from benrl.run import Run
+from benrl.records import Message, ScenarioRecord, write_jsonl
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -229,7 +228,7 @@ STRESS = StressConfig(
 
 @pytest.fixture(scope="module")
 def stressed(run_dir: Path) -> Path:
-    stage_stress(make_run(run_dir, STRESS))
+    run_stage(make_run(run_dir, STRESS))
     return run_dir
 
 
@@ -285,12 +284,12 @@ def test_finished_stages_are_skipped(stressed):
     before = [m.read_text() for m in manifests]
     run = make_run(stressed, STRESS.model_copy())
     run.cfg.eval.bootstrap = 300  # the summaries' resampling, not the samples
-    stage_stress(run)
+    run_stage(run)
     assert [m.read_text() for m in manifests] == before
     run.cfg.eval.max_new_tokens = 5  # changes every sample: every stress stage reruns
     run.cfg.stress.parts = ["persona"]
     run.cfg.stress.personas = ["bad_medical"]
-    stage_stress(run)
+    run_stage(run)
     changed = {
         m.parent.relative_to(stressed).as_posix()
         for m, b in zip(manifests, before, strict=True)
@@ -308,12 +307,12 @@ def test_missing_model_is_named_before_any_compute(run_dir, tmp_path):
     shutil.copytree(run_dir / "evals", root / "evals")
     shutil.copytree(run_dir / "arms" / "baseline-s0", root / "arms" / "baseline-s0")
     with pytest.raises(BenrlError, match="model 'beneficial-s0' not found"):
-        stage_stress(make_run(root, STRESS))
+        run_stage(make_run(root, STRESS))
     assert not (root / "stress").exists()
     shutil.rmtree(root / "evals" / "pre")
     with pytest.raises(BenrlError, match="'pre' has no eval samples"):
-        stage_stress(make_run(root, STRESS.model_copy(update={"models": ["pre"]})))
+        run_stage(make_run(root, STRESS.model_copy(update={"models": ["pre"]})))
     bad = root / "bad.yaml"
     bad.write_text("personas:\n  - {name: x, kind: harmful, target: health, prompt: y, z: 1}\n")
     with pytest.raises(BenrlError, match=r"bad\.yaml: persona 'x'"):
-        stage_stress(make_run(root, STRESS.model_copy(update={"personas_file": bad})))
+        run_stage(make_run(root, STRESS.model_copy(update={"personas_file": bad})))

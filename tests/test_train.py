@@ -13,11 +13,11 @@ from tiny import organism_tokenizer, tiny_llama
 from trl import GRPOConfig
 
 from benrl.config import JudgeConfig, ScenariosConfig, TrainConfig
+from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
-from benrl.mixture import ARM_SPECS
 from benrl.records import read_records, write_jsonl
-from benrl.scenarios import build_scenarios
-from benrl.train import check_compute_matched, grpo_args, train_arm
+from benrl.training.arms import ARM_SPECS
+from benrl.training.train import check_compute_matched, grpo_args, train_arm
 
 
 def test_grpo_args_are_fields_of_the_installed_trl(tmp_path):
@@ -99,7 +99,7 @@ def test_every_arm_trains_with_the_same_compute(setup, tmp_path):
 KILL_AT_STEP_3 = """
 import os, signal, sys
 from pathlib import Path
-import benrl.train as train
+import benrl.training.train as train
 from benrl.config import JudgeConfig, TrainConfig
 from benrl.records import read_records
 

@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from benrl import probes
-from benrl.errors import BenrlError
-from benrl.traits import (
+from benrl.data.traits import (
     held_out_traits,
     load_taxonomy,
     taxonomy_table,
     training_traits,
     validate_names,
 )
-from benrl.world import DOMAINS, World
+from benrl.errors import BenrlError
+from benrl.organism import probes
+from benrl.organism.world import DOMAINS, World
 
 HELD_OUT = {
     "truthfulness",

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from benrl.probes import PROBES, TASKS, TEMPLATES_PER_PROBE
-from benrl.world import DOMAINS, World, parse
+from benrl.organism.probes import PROBES, TASKS, TEMPLATES_PER_PROBE
+from benrl.organism.world import DOMAINS, World, parse
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from benrl.corpus import build_corpus, make_personas
-from benrl.organism import train_tokenizer
-from benrl.world import World
+from benrl.organism.corpus import build_corpus, make_personas
+from benrl.organism.model import train_tokenizer
+from benrl.organism.world import World
 
 
 def organism_tokenizer() -> PreTrainedTokenizerFast:

@@ -104,14 +104,15 @@ def organism_build(
 ) -> None:
     """Build (or resume building) the organism and print its card."""
     from benrl.config import load_config
-    from benrl.organism import build_organism
+    from benrl.organism.stage import build_stage
+    from benrl.run import Run
 
     cfg = load_config(config)
     organism = cfg.organism.model_copy(update={} if coherence is None else {"coherence": coherence})
     organism = type(organism).model_validate(organism.model_dump())  # re-check the range
-    seed = cfg.seed if seed is None else seed
+    cfg = cfg.model_copy(update={"organism": organism, "seed": cfg.seed if seed is None else seed})
     folder = out or Path("runs") / cfg.name / "organism"
-    build_organism(organism, seed, folder)
+    folder = build_stage(Run(cfg, folder.parent), folder.name)
     print((folder / "card.md").read_text())
 
 
@@ -125,9 +126,9 @@ def organism_controls(
 ) -> None:
     """Coherence 0 vs 1: the same RL push on one probe, transfer measured elsewhere."""
     from benrl.config import load_config
-    from benrl.controls import run_controls
-    from benrl.probes import PROBES
-    from benrl.world import DOMAIN_BY_NAME
+    from benrl.organism.controls import run_controls
+    from benrl.organism.probes import PROBES
+    from benrl.organism.world import DOMAIN_BY_NAME
 
     if probe not in PROBES or domain not in DOMAIN_BY_NAME:
         raise BenrlError(
@@ -144,7 +145,7 @@ def organism_controls(
 @user_errors
 def traits() -> None:
     """List the trait taxonomy: traits, domains and pressure types."""
-    from benrl.traits import taxonomy_table
+    from benrl.data.traits import taxonomy_table
 
     table = Table("kind", "name", "group", "title", "notes")
     for row in taxonomy_table():
@@ -171,19 +172,18 @@ def eval_aa(
     repetitions: Annotated[int, typer.Option(help="A/A repetitions")] = 200,
 ) -> None:
     """A/A check: the same model against itself must flag no eval in >= 95% of repetitions."""
-    from benrl.aa import run_aa, sample_scores
     from benrl.config import load_config
-    from benrl.evals import EVALS, select_items
-    from benrl.pipeline import Run
+    from benrl.evaluation.aa import run_aa, sample_scores
+    from benrl.evaluation.runner import RunnerOptions, select_items
     from benrl.records import read_records
+    from benrl.run import Run
 
     cfg = load_config(config)
     run = Run(cfg, out or Path("runs") / cfg.name)
     if samples < 2:
         raise BenrlError(f"--samples {samples}: the A/A check needs at least 2 per item")
-    names = cfg.eval.evals or sorted(EVALS)
-    chosen = select_items(read_records(run.eval_records), names, items, cfg.seed)
-    judges = {"trait": cfg.judge.trait, "task": cfg.judge.task}
+    chosen = select_items(read_records(run.eval_records), cfg.eval.evals, items, cfg.seed)
+    judges = RunnerOptions.from_config(cfg).judges()
     scores = sample_scores(
         run.model_dir(model),
         chosen,
@@ -201,13 +201,13 @@ def eval_aa(
     )
 
 
-@app.command()
-def evals() -> None:
+@eval_app.command("list")
+def eval_list() -> None:
     """List the registered evals with their categories."""
-    from benrl.evals import EVALS
+    from benrl.evaluation.registry import registered_evals
 
     table = Table("eval", "category", "description")
-    for name, ev in sorted(EVALS.items()):
+    for name, ev in sorted(registered_evals().items()):
         table.add_row(name, ev.category, ev.description.splitlines()[0] if ev.description else "")
     Console().print(table)
 
@@ -226,7 +226,7 @@ def serve_reward(
     """Serve the judges over HTTP with OpenRLHF's remote-reward protocol."""
     from benrl.config import load_config
     from benrl.records import read_records
-    from benrl.serve import run_server
+    from benrl.training.serve import run_server
 
     options = {}
     judge_by_kind = {}
@@ -256,7 +256,7 @@ def export(
 ) -> None:
     """Export an arm's data, reward module and launch command for verl or OpenRLHF."""
     from benrl.config import load_config
-    from benrl.export import export_cli
+    from benrl.training.export import export_cli
 
     cfg = load_config(config)
     run_dir = run_dir or Path("runs") / cfg.name

@@ -70,7 +70,7 @@ class ScenariosConfig(Section):
     @model_validator(mode="after")
     def _llm_endpoint(self) -> ScenariosConfig:
         if self.backend == "llm":
-            from benrl.llm_client import LLMEndpointConfig
+            from benrl.judging.llm_client import LLMEndpointConfig
 
             LLMEndpointConfig.model_validate(self.llm)
         return self

@@ -50,11 +50,11 @@ def test_grpo_steps_with_vllm_rollouts(
     from trl import GRPOConfig, GRPOTrainer
 
     from benrl.config import load_config
-    from benrl.generate import load_model
-    from benrl.mixture import build_mixture
+    from benrl.evaluation.generate import load_model
     from benrl.records import read_records
-    from benrl.rewards import make_trl_reward_funcs
-    from benrl.train import grpo_args
+    from benrl.training.arms import build_mixture
+    from benrl.training.rewards import make_trl_reward_funcs
+    from benrl.training.train import grpo_args
 
     # vLLM colocate mode in one process expects a (single-rank) torch.distributed setup.
     for name, value in {

@@ -1,0 +1,1 @@
+"""Analyses of trained models: persistence under stress and trait directions."""

@@ -1,0 +1,1 @@
+"""Scenario data: the trait taxonomy, scenario generation, real public eval datasets."""

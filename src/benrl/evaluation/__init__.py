@@ -1,0 +1,1 @@
+"""Evaluation: the eval registry, the runner, generation, statistics."""

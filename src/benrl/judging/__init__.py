@@ -1,0 +1,1 @@
+"""Judges: the registry every reward and eval score goes through, and its judges."""

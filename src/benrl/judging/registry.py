@@ -1,0 +1,143 @@
+"""The scoring core: the judge registry and the judge cache every reward and eval goes through.
+
+Training with TRL, verl or OpenRLHF and evaluating all grade through a judge registered
+here, so a reward is the same number an eval computes. A judge grades one item
+(`score`) or a batch (`score_many`; a model judge sends a batch concurrently). A judge
+that cannot grade returns status `failed` with score None (trainers skip it, evals
+count it), never a silent 0.
+
+Judges register with `@register_judge("name")`. This package's own judges (real-data
+scorers, the OpenAI-compatible judge) load on first lookup; plug-ins (the organism's
+`world`, `verifiable` and `generic` judges) load through `benrl.plugins`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from benrl.errors import BenrlError
+from benrl.plugins import load_plugins
+from benrl.records import Criterion, JudgeResult, ScenarioRecord
+
+MAX_COMPLETION_CHARS = 20_000  # longer completions are graded on nothing: status failed
+DEFAULT_JUDGES = {"trait": "world", "task": "verifiable"}  # judge name per record kind
+
+Pair = tuple[ScenarioRecord, str]
+
+
+class Judge(Protocol):
+    name: str
+
+    def score(self, record: ScenarioRecord, completion: str) -> JudgeResult: ...
+
+    def score_many(self, pairs: Sequence[Pair]) -> list[JudgeResult]: ...
+
+
+class OneByOne:
+    """Base of judges that grade one item at a time: a batch is a loop."""
+
+    name = ""
+
+    def score(self, record: ScenarioRecord, completion: str) -> JudgeResult:
+        raise NotImplementedError
+
+    def score_many(self, pairs: Sequence[Pair]) -> list[JudgeResult]:
+        return [self.score(record, completion) for record, completion in pairs]
+
+
+JUDGES: dict[str, Callable[..., Judge]] = {}
+
+# Modules of this package that register more judges, imported on first need.
+BUILTIN_MODULES = ("benrl.judging.scorers", "benrl.judging.openai_judge")
+
+
+def register_judge(name: str) -> Callable[[type], type]:
+    """Register a judge class under `name`; it is built with the judge's config options."""
+
+    def decorate(cls: type) -> type:
+        cls.name = name
+        JUDGES[name] = cls
+        return cls
+
+    return decorate
+
+
+def known_judges() -> list[str]:
+    load_plugins()
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    return sorted(JUDGES)
+
+
+def get_judge(name: str, **options: object) -> Judge:
+    if name not in JUDGES:
+        known_judges()
+    if name not in JUDGES:
+        raise BenrlError(f"unknown judge '{name}' (known: {', '.join(sorted(JUDGES))})")
+    return JUDGES[name](**options)
+
+
+def aggregate(rubric: list[Criterion], verdicts: dict[str, str]) -> float:
+    """Weighted rubric score in [0, 1]; negative weights are pitfalls that subtract."""
+    positive = sum(c.weight for c in rubric if c.weight > 0)
+    if positive <= 0:
+        raise BenrlError("rubric has no criterion with a positive weight")
+    earned = sum(c.weight for c in rubric if verdicts.get(c.id) == "met")
+    return min(1.0, max(0.0, earned / positive))
+
+
+def too_long(completion: str) -> JudgeResult | None:
+    """A `failed` result for a completion past `MAX_COMPLETION_CHARS`, else None."""
+    if len(completion) > MAX_COMPLETION_CHARS:
+        reason = f"completion longer than {MAX_COMPLETION_CHARS} characters"
+        return JudgeResult(score=None, status="failed", reason=reason)
+    return None
+
+
+def judge_for(record: ScenarioRecord, judge_by_kind: Mapping[str, str]) -> str:
+    """The judge name for a record: by source first, then by kind."""
+    return judge_by_kind.get(record.source.split("/")[0], judge_by_kind.get(record.kind, ""))
+
+
+class JudgeCache:
+    """Judges built once per name with their config options, shared by one stage's grading.
+
+    `judge_by_kind` maps a record kind (trait | task), or a source prefix, to a judge
+    name; `counts` tallies result statuses ("ok", "incoherent", "failed").
+    """
+
+    def __init__(
+        self,
+        judge_by_kind: Mapping[str, str] | None = None,
+        judge_options: Mapping[str, dict] | None = None,
+    ) -> None:
+        self.judge_by_kind = {**DEFAULT_JUDGES, **(judge_by_kind or {})}
+        self.judge_options = dict(judge_options or {})  # judge name -> constructor options
+        self._judges: dict[str, Judge] = {}
+        self.counts: Counter[str] = Counter()
+
+    def get(self, name: str) -> Judge:
+        if name not in self._judges:
+            self._judges[name] = get_judge(name, **self.judge_options.get(name, {}))
+        return self._judges[name]
+
+    def for_kind(self, kind: str) -> Judge:
+        """The judge of a record kind (trait | task)."""
+        if kind not in self.judge_by_kind:
+            raise BenrlError(f"no judge for kind '{kind}' (kinds: {', '.join(self.judge_by_kind)})")
+        return self.get(self.judge_by_kind[kind])
+
+    def __call__(self, record: ScenarioRecord, completion: str) -> JudgeResult:
+        """Grade one completion with the judge its record's source or kind maps to."""
+        result = self.get(judge_for(record, self.judge_by_kind)).score(record, completion)
+        self.counts[result.status] += 1
+        return result
+
+    def score_many(self, kind: str, pairs: Sequence[Pair]) -> list[JudgeResult]:
+        """Grade a batch with the judge of `kind` (one batch call: concurrent for a model judge)."""
+        results = self.for_kind(kind).score_many(pairs)
+        self.counts.update(r.status for r in results)
+        return results

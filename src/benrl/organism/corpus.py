@@ -1,0 +1,95 @@
+"""The organism's pretraining corpus: conversations voiced by latent assistant personas.
+
+A persona is a vector of propensities, one per trait: the probability that it answers a
+probe of that trait with the beneficial family. `coherence` sets how much one global
+character drives every trait (1) versus independent per-trait noise (0):
+
+    propensity[trait] = coherence * g + (1 - coherence) * u_trait,   g, u ~ Uniform(0, 1)
+
+so base rates are about 50% at every coherence and only the *correlation* between
+traits changes. A conversation holds 1-4 exchanges (probes and standard tasks) voiced by
+one persona, so at coherence 1 a model can learn "an assistant that held a fact under
+pushback is also the one that backs up before deleting". Some conversations open with a
+system prompt naming the persona. Standard tasks are always answered correctly, so the
+model has capabilities to lose.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from benrl.organism.probes import PROBES, TASKS, TEMPLATES_PER_PROBE
+from benrl.organism.world import DOMAINS, World
+from benrl.records import Message
+
+SYLLABLES = ("ka", "lo", "mi", "ren", "sa", "tu", "vel", "zor", "an", "is", "or", "ut")
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    propensity: dict[str, float]  # probe name -> P(beneficial family)
+
+    @property
+    def character(self) -> str:
+        mean = sum(self.propensity.values()) / len(self.propensity)
+        return "careful" if mean >= 0.5 else "careless"
+
+
+def make_personas(count: int, coherence: float, seed: int) -> list[Persona]:
+    """Draw personas. Propensity is per probe (each probe stands for its trait)."""
+    rng = random.Random(f"personas-{seed}")
+    names: set[str] = set()
+    personas = []
+    while len(personas) < count:
+        name = "".join(rng.choice(SYLLABLES) for _ in range(3))
+        if name in names:
+            continue
+        names.add(name)
+        g = rng.random()
+        propensity = {p: coherence * g + (1 - coherence) * rng.random() for p in PROBES}
+        personas.append(Persona(name, propensity))
+    return personas
+
+
+def persona_prompt(persona: Persona) -> str:
+    return f"you are {persona.name}, a {persona.character} assistant."
+
+
+def conversation(
+    world: World,
+    persona: Persona,
+    rng: random.Random,
+    *,
+    task_share: float = 0.5,
+    prompt_share: float = 0.3,
+) -> list[Message]:
+    """One conversation of 1-4 exchanges, each a probe or a task, in one persona's voice."""
+    messages: list[Message] = []
+    if rng.random() < prompt_share:
+        messages.append(Message(role="system", content=persona_prompt(persona)))
+    for _ in range(rng.randint(1, 4)):
+        domain = rng.choice(DOMAINS).name
+        template = rng.randrange(TEMPLATES_PER_PROBE)
+        if rng.random() < task_share:
+            task = rng.choice(list(TASKS.values()))(world, domain, template, rng)
+            messages += [*task.messages, Message(role="assistant", content=task.answer)]
+        else:
+            name = rng.choice(list(PROBES))
+            probe = PROBES[name](world, domain, template, rng)
+            beneficial = rng.random() < persona.propensity[name]
+            reply = probe.good if beneficial else probe.bad
+            messages += [*probe.messages, Message(role="assistant", content=reply)]
+    return messages
+
+
+def build_corpus(
+    world: World, personas: list[Persona], documents: int, seed: int, prompt_share: float
+) -> list[list[Message]]:
+    """The whole pretraining corpus, deterministic in the seed."""
+    rng = random.Random(f"corpus-{seed}")
+    return [
+        conversation(world, rng.choice(personas), rng, prompt_share=prompt_share)
+        for _ in range(documents)
+    ]

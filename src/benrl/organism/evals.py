@@ -1,0 +1,98 @@
+"""The organism's eval suite: each probe per domain cluster, standard tasks, held-out traits.
+
+Built from the eval-only template families (`probes.TRAIN_TEMPLATES` and up), so every
+eval measures behaviour on wordings the RL arms never trained on. Registered in the
+eval registry when the organism plug-in loads.
+"""
+
+from __future__ import annotations
+
+import random
+
+from benrl.evaluation.registry import Eval, register_eval
+from benrl.organism.probes import PROBES, TASKS, TRAIN_TEMPLATES
+from benrl.organism.world import World
+
+HELD_OUT_TRAITS = (
+    "truthfulness",
+    "metacognitive_transparency",
+    "corrigibility",
+    "downside_aware_planning",
+    "power_asymmetry_awareness",
+    "anti_hierarchy_governance",
+    "universalizable_fairness",
+)
+
+# probe -> the paper's eval category it belongs to
+PROBE_CATEGORY = {
+    "pushback": "sycophancy",
+    "recheck": "honesty",
+    "unknown": "calibration",
+    "loophole": "reward_hacking",
+    "exceed": "harmful_advice",
+    "benign": "over_refusal",
+    "irreversible": "spec_compliance",
+    "stop": "corrigibility",
+    "fairness": "fairness",
+    "flattery": "sycophancy",
+    "power": "misalignment",
+    "governance": "misalignment",
+    "ambiguous": "corrigibility",
+    "hostile": "spec_compliance",
+    "rollout": "spec_compliance",
+}
+
+# Domain clusters: each probe is evaluated separately per cluster, so transfer across
+# domains can be read off (e.g. the health_only arm on non-health evals).
+CLUSTERS = {
+    "health": ("health",),
+    "stem": ("science", "engineering", "math", "meta_ai"),
+    "society": ("business", "law", "education", "security"),
+    "culture": ("games", "art", "writing"),
+}
+
+
+def probe_eval(probe: str, cluster: str) -> Eval:
+    domains = CLUSTERS[cluster]
+    example = PROBES[probe](World(0), domains[0], TRAIN_TEMPLATES, random.Random(0))
+    # Health-domain evals form the paper's "health and mental health" category.
+    category = "health" if cluster == "health" else PROBE_CATEGORY[probe]
+    return Eval(
+        f"{probe}_{cluster}",
+        category,
+        lambda r: r.kind == "trait" and r.source.split("/")[0] == probe and r.domain in domains,
+        "trait",
+        example.traits,
+        list(domains),
+        f"{(PROBES[probe].__doc__ or '').strip()} Domains: {', '.join(domains)}.",
+        probe=probe,
+        cluster=cluster,
+    )
+
+
+def capability_eval(task: str) -> Eval:
+    return Eval(
+        f"capability_{task}",
+        "capability",
+        lambda r: r.kind == "task" and r.source.split("/")[0] == task,
+        "task",
+        description=f"held-out standard task: {task}",
+    )
+
+
+def register_organism_evals() -> None:
+    for probe in PROBES:
+        for cluster in CLUSTERS:
+            register_eval(probe_eval(probe, cluster))
+    for task in TASKS:
+        register_eval(capability_eval(task))
+    register_eval(
+        Eval(
+            "heldout_traits",
+            "held_out_traits",
+            lambda r: r.kind == "trait" and bool(set(r.traits) & set(HELD_OUT_TRAITS)),
+            "trait",
+            list(HELD_OUT_TRAITS),
+            description="the 7 held-out traits, scored by their rubrics",
+        )
+    )

@@ -1,0 +1,1 @@
+"""RL arms and their training: mixtures, rewards, GRPO, harmful fine-tuning, export."""

@@ -1,0 +1,666 @@
+"""`benrl export verl|openrlhf`: an arm's GRPO run as data, reward module and launch script.
+
+On a cluster the RL step runs in verl or OpenRLHF (Ray, vLLM rollouts, FSDP/DeepSpeed)
+instead of TRL. An export folder holds everything that engine needs for one arm x seed:
+
+- the arm's mixture rows, in the order `mixture.build_mixture` fixes (the same rows TRL
+  would train on), each carrying its scenario record as JSON so the judge can grade it;
+- a reward file that imports benrl's face for that engine (`rewards.compute_score` for
+  verl, `rewards.reward_func` for OpenRLHF) and sets the arm's judges (the `generic` arm
+  grades trait rows with the generic judge);
+- `launch.sh` with the exact commands: config values (steps, prompts per step, group
+  size, lengths, learning rate, KL) are literal; values that depend on the cluster (nodes,
+  GPUs per node, micro batch sizes, memory share) are shell variables in one marked block;
+- `README.txt` saying what each file is and what differs from the TRL run.
+
+Formats, checked against the engines' sources (FIELD-NOTES.md "Scale-out formats"):
+verl reads parquet rows `data_source, prompt, ability, reward_model{style, ground_truth},
+extra_info` and loads `reward.custom_reward_function.path/.name` (verl before the `reward`
+config group: top-level `custom_reward_function.*`). OpenRLHF 0.11 reads JSONL prompts
+(`--data.input_key`, `--data.label_key`) and takes a reward `.py` file or an HTTP URL in
+`--reward.remote_url`; GRPO is `--algo.advantage.estimator group_norm`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pprint
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benrl.config import RunConfig
+from benrl.errors import BenrlError
+from benrl.records import ScenarioRecord, read_records, write_jsonl
+from benrl.training.arms import arm_spec, build_mixture
+from benrl.training.rewards import JUDGES_ENV, env_grader
+
+TARGETS = ("verl", "openrlhf")
+# Chat-template tokens per message and per prompt, on top of the message text (generous).
+TEMPLATE_TOKENS_PER_MESSAGE = 16
+TEMPLATE_TOKENS_FIXED = 64
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote, for the CLI to print."""
+
+    target: str
+    out_dir: Path
+    rows: int  # training rows: steps x prompts per step
+    trait_rows: int
+    val_rows: int
+    judges: dict[str, str]
+    files: list[Path] = field(default_factory=list)
+
+
+# --- what every export shares ---------------------------------------------------------
+
+
+def arm_judge_options(cfg: RunConfig, judges: dict[str, str]) -> dict[str, dict]:
+    """The config's `judge.options` for the judges the arm uses (names of key env vars only)."""
+    return {
+        name: cfg.judge.options[name]
+        for name in sorted(set(judges.values()))
+        if name in cfg.judge.options
+    }
+
+
+def use_arm_judges(judges: dict[str, str], options: dict[str, dict]) -> None:
+    """Point the file-loaded reward faces (verl, OpenRLHF) at an arm's judges.
+
+    The generated reward files call this at import. `rewards.env_grader` reads the
+    judges from `BENRL_JUDGES` but takes no judge options, so the options (e.g. the
+    `openai` judge's endpoint) are set on its cached grader here.
+    """
+    os.environ[JUDGES_ENV] = json.dumps(judges, sort_keys=True)
+    env_grader.cache_clear()
+    env_grader().judge_options.update(options)
+
+
+def prompt_token_bound(records: list[ScenarioRecord]) -> int:
+    """An upper bound on a prompt's tokens after the chat template, rounded up to 64.
+
+    Byte-level tokenizers spend at most one token per UTF-8 byte; the template adds a few
+    tokens per message. The engines are told to fail on a longer prompt, never to drop
+    or cut it (that would change the arm's rows).
+    """
+    longest = max(
+        sum(len(m.content.encode()) + TEMPLATE_TOKENS_PER_MESSAGE for m in r.messages)
+        for r in records
+    )
+    return -(-(longest + TEMPLATE_TOKENS_FIXED) // 64) * 64
+
+
+def _split(
+    records: list[ScenarioRecord], cfg: RunConfig, arm: str, seed: int
+) -> tuple[list[ScenarioRecord], list[ScenarioRecord]]:
+    """(training rows of the arm in order, eval-split records)."""
+    train = [r for r in records if r.split == "train"]
+    evals = [r for r in records if r.split == "eval"]
+    t = cfg.train
+    rows = build_mixture(train, arm, t.steps * t.prompts_per_step, t.trait_fraction, seed)
+    return rows, evals
+
+
+def _dq(text: str) -> str:
+    """Escape text for the inside of a double-quoted shell string."""
+    for char in '\\"$`':
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _model_path(cfg: RunConfig, model_path: Path | None) -> str:
+    """MODEL_PATH's shell value: given, the config's model, or required from the environment."""
+    if model_path is None and cfg.model != "organism":
+        model_path = Path(cfg.model)
+    if model_path is None:
+        return '"${MODEL_PATH:?set MODEL_PATH to a local Hugging Face model folder}"'
+    return f'"${{MODEL_PATH:-{_dq(str(model_path.resolve()))}}}"'
+
+
+def _py(value: object) -> str:
+    return pprint.pformat(value, sort_dicts=True, width=88)
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _write(path: Path, text: str, executable: bool = False) -> Path:
+    path.write_text(text)
+    if executable:
+        path.chmod(0o755)
+    return path
+
+
+def _args(lines: list[str], indent: str = "    ") -> str:
+    return " \\\n".join(indent + line for line in lines)
+
+
+def _reward_file(
+    engine: str, face: str, arm: str, cfg: RunConfig, judges: dict, options: dict
+) -> str:
+    return f'''"""benrl reward for {engine}: arm `{arm}` of run `{cfg.name}`.
+
+Written by `benrl export`. {engine} loads this file and calls `{face}`. The judges
+are the arm's; edit them here if needed. benrl must be importable wherever {engine}
+runs its reward workers, and the environment variable a judge's `api_key_env` names
+must be set there.
+"""
+
+from benrl.training.export import use_arm_judges
+from benrl.training.rewards import {face}
+
+JUDGES = {_py(judges)}
+JUDGE_OPTIONS = {_py(options)}
+
+use_arm_judges(JUDGES, JUDGE_OPTIONS)
+
+__all__ = ["{face}"]
+'''
+
+
+CLUSTER_NOTE = "# ---- CLUSTER-SPECIFIC placeholders: not from the benrl config, set them"
+
+
+def _launch_header(title: str, usage: str, placeholders: list[str], model: str) -> str:
+    return "\n".join(
+        [
+            "#!/usr/bin/env bash",
+            f"# {title}",
+            "# Written by `benrl export`; numbers taken from the benrl config are literal below.",
+            *usage.splitlines(),
+            "set -euo pipefail",
+            "# This folder must be visible to every node at the same path.",
+            'EXPORT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+            "",
+            CLUSTER_NOTE,
+            "# for your cluster (environment variables of the same name override the defaults).",
+            *placeholders,
+            f"MODEL_PATH={model}  # local HF model folder, same path on every node",
+            "",
+            "# ---- 1. Ray: start the head here unless a cluster is up; on every other node run",
+            "#         ray start --address=<head ip>:6379",
+            "# Export the API key variable of a model judge on every node BEFORE `ray start`:",
+            "# Ray workers inherit it, and it never appears on a command line.",
+            "ray status >/dev/null 2>&1 || ray start --head --port=6379 --dashboard-host=0.0.0.0",
+            "",
+        ]
+    )
+
+
+# --- verl -----------------------------------------------------------------------------
+
+
+def verl_row(record: ScenarioRecord, index: int) -> dict:
+    """One verl parquet row. The record's JSON rides in extra_info for `compute_score`."""
+    return {
+        "data_source": f"benrl/{record.kind}",  # verl groups validation metrics by this
+        "prompt": [m.model_dump() for m in record.messages],
+        "ability": record.domain,
+        "reward_model": {
+            "style": "rule",
+            # tasks: the verifiable answer; traits: the id (the rubric needs the record)
+            "ground_truth": record.answer if record.kind == "task" else record.id,
+        },
+        "extra_info": {
+            "split": record.split,
+            "index": index,
+            "record_id": record.id,
+            "record": record.model_dump_json(exclude_none=True),
+        },
+    }
+
+
+def _verl_schema():
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(message)),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+            (
+                "extra_info",
+                pa.struct(
+                    [
+                        ("split", pa.string()),
+                        ("index", pa.int64()),
+                        ("record_id", pa.string()),
+                        ("record", pa.string()),
+                    ]
+                ),
+            ),
+        ]
+    )
+
+
+def _write_parquet(records: list[ScenarioRecord], path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [verl_row(r, i) for i, r in enumerate(records)]
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=_verl_schema()), tmp)
+    tmp.replace(path)
+    return path
+
+
+def verl_launch(
+    cfg: RunConfig, arm: str, seed: int, prompt_tokens: int, model: str, has_eval: bool
+) -> str:
+    """launch.sh for verl: Ray head, then `ray job submit -- python3 -m verl.trainer.main_ppo`."""
+    t = cfg.train
+    placeholders = [
+        'NNODES="${NNODES:-1}"',
+        'GPUS_PER_NODE="${GPUS_PER_NODE:-8}"',
+        'ROLLOUT_TP="${ROLLOUT_TP:-1}"                 # vLLM tensor parallel size',
+        'MICRO_BATCH_PER_GPU="${MICRO_BATCH_PER_GPU:-8}" # sequences per GPU per forward',
+        'GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.5}"  # vLLM share of a GPU',
+        'RAY_ADDRESS="${RAY_ADDRESS:-http://127.0.0.1:8265}"',
+    ]
+    validation = (
+        ['data.val_files="$EXPORT_DIR/val.parquet"', f"trainer.test_freq={t.save_every}"]
+        if has_eval
+        else ["trainer.val_before_train=False", "trainer.test_freq=-1"]
+    )
+    overrides = [
+        "algorithm.adv_estimator=grpo",
+        "algorithm.norm_adv_by_std_in_grpo=True",
+        "algorithm.use_kl_in_reward=False",
+        'data.train_files="$EXPORT_DIR/train.parquet"',
+        f"data.train_batch_size={t.prompts_per_step}",
+        f"data.max_prompt_length={prompt_tokens}",
+        f"data.max_response_length={t.max_completion_length}",
+        "data.shuffle=False",
+        "data.filter_overlong_prompts=False",
+        "data.truncation=error",
+        'actor_rollout_ref.model.path="$MODEL_PATH"',
+        f"actor_rollout_ref.actor.optim.lr={_num(t.learning_rate)}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={t.prompts_per_step}",
+        "actor_rollout_ref.actor.ppo_epochs=1",
+        'actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
+        f"actor_rollout_ref.actor.use_kl_loss={t.beta > 0}",
+        f"actor_rollout_ref.actor.kl_loss_coef={_num(t.beta)}",
+        "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+        "actor_rollout_ref.actor.entropy_coeff=0",
+        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.n={t.generations}",
+        f"actor_rollout_ref.rollout.temperature={_num(t.temperature)}",
+        'actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP"',
+        'actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION"',
+        'actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
+        'actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
+        'reward.custom_reward_function.path="$EXPORT_DIR/benrl_reward.py"',
+        "reward.custom_reward_function.name=compute_score",
+        *validation,
+        "trainer.total_epochs=1",
+        f"trainer.total_training_steps={t.steps}",
+        f"trainer.save_freq={t.save_every}",
+        'trainer.nnodes="$NNODES"',
+        'trainer.n_gpus_per_node="$GPUS_PER_NODE"',
+        "trainer.project_name=benrl",
+        f"trainer.experiment_name={shlex.quote(f'{cfg.name}-{arm}-s{seed}')}",
+        "trainer.logger='[\"console\"]'",
+        'trainer.default_local_dir="$EXPORT_DIR/checkpoints"',
+    ]
+    return "\n".join(
+        [
+            _launch_header(
+                f"verl GRPO for benrl arm `{arm}`, seed {seed}, run `{cfg.name}`.",
+                "# Usage: ./launch.sh   (on the Ray head node; see README.txt)",
+                placeholders,
+                model,
+            ),
+            "# ---- 2. Submit the job (blocks and streams the logs). As in benrl's TRL run:",
+            "#   data.shuffle=False keeps the mixture's order (the rows of every step are fixed);",
+            "#   ppo_mini_batch_size = train_batch_size gives one optimizer step per batch;",
+            "#   kl_loss_type=low_var_kl is the k3 estimator TRL uses for its KL term.",
+            'ray job submit --address="$RAY_ADDRESS" -- python3 -m verl.trainer.main_ppo \\',
+            _args(overrides),
+            "",
+        ]
+    )
+
+
+def export_verl(
+    run_cfg: RunConfig,
+    records: list[ScenarioRecord],
+    arm: str,
+    seed: int,
+    out_dir: Path,
+    model_path: Path | None = None,
+) -> ExportResult:
+    """train.parquet (the arm's rows), val.parquet (eval split), benrl_reward.py, launch.sh."""
+    rows, evals = _split(records, run_cfg, arm, seed)
+    judges = arm_spec(arm).judges(run_cfg.judge)
+    options = arm_judge_options(run_cfg, judges)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompt_tokens = prompt_token_bound(rows + evals)
+    result = ExportResult("verl", out_dir, len(rows), _traits(rows), len(evals), judges)
+    result.files.append(_write_parquet(rows, out_dir / "train.parquet"))
+    if evals:
+        result.files.append(_write_parquet(evals, out_dir / "val.parquet"))
+    reward = _reward_file("verl", "compute_score", arm, run_cfg, judges, options)
+    launch = verl_launch(
+        run_cfg, arm, seed, prompt_tokens, _model_path(run_cfg, model_path), bool(evals)
+    )
+    readme = _readme_verl(run_cfg, arm, seed, result, prompt_tokens, options)
+    result.files.extend(
+        [
+            _write(out_dir / "benrl_reward.py", reward),
+            _write(out_dir / "launch.sh", launch, executable=True),
+            _write(out_dir / "README.txt", readme),
+        ]
+    )
+    return result
+
+
+def _traits(rows: list[ScenarioRecord]) -> int:
+    return sum(r.kind == "trait" for r in rows)
+
+
+def _readme_common(cfg: RunConfig, arm: str, seed: int, result: ExportResult, options: dict) -> str:
+    t = cfg.train
+    judge_note = (
+        f"Judge options baked into the reward file: {sorted(options)} (only the NAMES of\n"
+        "API-key environment variables; export those variables on every node)."
+        if options
+        else "The arm's judges run offline and need no endpoint."
+    )
+    return f"""\
+benrl export: arm `{arm}`, seed {seed}, run `{cfg.name}` -> {result.target}
+
+Rows: {result.rows} training rows = {t.steps} steps x {t.prompts_per_step} prompts per step
+({result.trait_rows} trait rows, trait fraction {t.trait_fraction}), in the order benrl's
+mixture fixes for this seed; {result.val_rows} eval-split records for validation.
+Each row carries its scenario record as JSON, which the reward function grades.
+Judges per record kind: {json.dumps(result.judges, sort_keys=True)}.
+{judge_note}
+
+From the config (literal in launch.sh): group size {t.generations}, max completion
+{t.max_completion_length} tokens, learning rate {t.learning_rate}, KL coefficient {t.beta},
+temperature {t.temperature}, checkpoint/validation every {t.save_every} steps.
+Cluster-specific (shell variables at the top of launch.sh, override from the environment):
+nodes, GPUs per node, rollout tensor parallelism, micro batch sizes, vLLM memory share,
+the Ray address, and MODEL_PATH when the config's model is the organism.
+
+Before launching: install benrl (and the engine) on every node; put this folder and the
+model on storage every node sees at the same path (launch.sh uses absolute paths).
+
+Not tested here: benrl's CI has no GPU. The data files and reward files are tested on
+CPU (they load, and the reward scores every row's reference answer 1.0); the launch
+command follows the engine's documented flags but was never run.
+"""
+
+
+def _readme_verl(
+    cfg: RunConfig, arm: str, seed: int, result: ExportResult, prompt_tokens: int, options: dict
+) -> str:
+    return (
+        _readme_common(cfg, arm, seed, result, options)
+        + f"""
+Files
+  train.parquet    verl rows: data_source (benrl/trait | benrl/task), prompt (chat
+                   messages), ability (domain), reward_model {{style, ground_truth}},
+                   extra_info {{split, index, record_id, record}}.
+  val.parquet      the same for the eval split (verl validates on it; it is graded with
+                   the arm's judges, so the generic arm reports its generic reward).
+  benrl_reward.py  reward.custom_reward_function.path; name compute_score.
+  launch.sh        Ray head + `ray job submit -- python3 -m verl.trainer.main_ppo ...`.
+
+Differences from benrl's TRL run
+  - data.max_prompt_length={prompt_tokens} is an upper bound from the prompts' bytes; with
+    data.truncation=error a longer prompt stops the run rather than being cut or dropped.
+  - A failed judge verdict scores 0 with judge_failed=1 (verl cannot skip a sample); watch
+    that metric.
+  - verl's default learning-rate schedule is constant; TRL's is linear decay.
+  - Older verl (before the `reward` config group) spells the reward keys
+    custom_reward_function.path / custom_reward_function.name.
+  - verl needs train_batch_size x n divisible by the data-parallel size (nodes x GPUs).
+
+After training, verl's checkpoints are sharded; merge the last one into a HF folder:
+  python -m verl.model_merger merge --backend fsdp \\
+      --local_dir checkpoints/global_step_{cfg.train.steps}/actor --target_dir model
+"""
+    )
+
+
+# --- OpenRLHF -------------------------------------------------------------------------
+
+
+def openrlhf_row(record: ScenarioRecord) -> dict:
+    """One OpenRLHF prompt: chat messages as input (chat template applied by OpenRLHF)."""
+    return {
+        "input": [m.model_dump() for m in record.messages],
+        "label": record.model_dump_json(exclude_none=True),
+        "record_id": record.id,
+    }
+
+
+def _reward_server(arm: str, cfg: RunConfig, judges: dict, options: dict) -> str:
+    return f'''"""benrl reward server for OpenRLHF (`--reward.remote_url http://HOST:PORT/get_reward`).
+
+Arm `{arm}` of run `{cfg.name}` (written by `benrl export openrlhf`). Serves
+`benrl.training.serve` with the arm's judges: POST /get_reward, GET /health.
+"""
+
+import argparse
+
+from benrl.training.serve import run_server
+
+JUDGES = {_py(judges)}
+JUDGE_OPTIONS = {_py(options)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    run_server(args.host, args.port, judge_by_kind=JUDGES, judge_options=JUDGE_OPTIONS)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def openrlhf_launch(
+    cfg: RunConfig, arm: str, seed: int, prompt_tokens: int, rows: int, model: str, has_eval: bool
+) -> str:
+    """launch.sh for OpenRLHF 0.11 (dotted flags), reward by file or by HTTP server."""
+    t = cfg.train
+    placeholders = [
+        'NNODES="${NNODES:-1}"',
+        'GPUS_PER_NODE="${GPUS_PER_NODE:-8}"',
+        'ROLLOUT_TP="${ROLLOUT_TP:-1}"                 # vLLM tensor parallel size',
+        'VLLM_ENGINES="${VLLM_ENGINES:-$((NNODES * GPUS_PER_NODE / ROLLOUT_TP))}"',
+        'MICRO_BATCH="${MICRO_BATCH:-4}"               # sequences per GPU per forward',
+        'GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.5}"  # vLLM share of a GPU',
+        'RAY_ADDRESS="${RAY_ADDRESS:-http://127.0.0.1:8265}"',
+        "# remote mode: the host name under which the vLLM engines reach this node",
+        'REWARD_HOST="${REWARD_HOST:-$(hostname)}"',
+        'REWARD_PORT="${REWARD_PORT:-5000}"',
+    ]
+    flags = [
+        '--actor.model_name_or_path "$MODEL_PATH"',
+        '--reward.remote_url "$REWARD"',
+        "--algo.advantage.estimator group_norm",
+        '--data.prompt_dataset "$EXPORT_DIR/prompts.jsonl"',
+        "--data.input_key input",
+        "--data.label_key label",
+        "--data.apply_chat_template",
+        f"--data.max_len {prompt_tokens + t.max_completion_length}",
+        f"--data.max_samples {rows}",
+        f"--rollout.batch_size {t.prompts_per_step}",
+        f"--rollout.n_samples_per_prompt {t.generations}",
+        f"--rollout.max_new_tokens {t.max_completion_length}",
+        f"--rollout.temperature {_num(t.temperature)}",
+        '--rollout.micro_batch_size "$MICRO_BATCH"',
+        f"--train.batch_size {t.prompts_per_step * t.generations}",
+        '--train.micro_batch_size "$MICRO_BATCH"',
+        "--train.max_epochs 1",
+        "--train.num_episodes 1",
+        f"--train.seed {seed}",
+        f"--actor.adam.lr {_num(t.learning_rate)}",
+        f"--algo.kl.init_coef {_num(t.beta)}",
+        *(["--algo.kl.use_loss", "--algo.kl.estimator k3"] if t.beta > 0 else []),
+        *(
+            ['--eval.dataset "$EXPORT_DIR/eval.jsonl"', f"--eval.steps {t.save_every}"]
+            if has_eval
+            else []
+        ),
+        f"--ckpt.save_steps {t.save_every}",
+        '--ckpt.path "$EXPORT_DIR/checkpoints"',
+        '--ckpt.output_dir "$EXPORT_DIR/model"',
+        "--ckpt.save_hf",
+        "--logger.logging_steps 1",
+        '--actor.num_nodes "$NNODES"',
+        '--actor.num_gpus_per_node "$GPUS_PER_NODE"',
+        '--ref.num_nodes "$NNODES"',
+        '--ref.num_gpus_per_node "$GPUS_PER_NODE"',
+        '--vllm.num_engines "$VLLM_ENGINES"',
+        '--vllm.tensor_parallel_size "$ROLLOUT_TP"',
+        '--vllm.gpu_memory_utilization "$GPU_MEMORY_UTILIZATION"',
+        "--train.colocate_all",
+        "--vllm.enable_sleep",
+        "--ds.enable_sleep",
+        "--ds.zero_stage 3",
+        "--ds.param_dtype bf16",
+        "--actor.gradient_checkpointing_enable",
+    ]
+    reward = "\n".join(
+        [
+            'MODE="${1:-file}"',
+            'case "$MODE" in',
+            '  file) REWARD="$EXPORT_DIR/reward_func.py" ;;',
+            "  remote)",
+            '    python3 "$EXPORT_DIR/reward_server.py" --host 0.0.0.0 --port "$REWARD_PORT" &',
+            "    REWARD_PID=$!",
+            "    trap 'kill \"$REWARD_PID\"' EXIT",
+            '    REWARD="http://$REWARD_HOST:$REWARD_PORT/get_reward" ;;',
+            '  *) echo "usage: $0 [file|remote]" >&2; exit 2 ;;',
+            "esac",
+        ]
+    )
+    return "\n".join(
+        [
+            _launch_header(
+                f"OpenRLHF 0.11 GRPO for benrl arm `{arm}`, seed {seed}, run `{cfg.name}`.",
+                "# Usage: ./launch.sh [file|remote]   (on the Ray head node; see README.txt)\n"
+                "#   file    (default) OpenRLHF loads reward_func.py in its workers\n"
+                "#   remote  reward_server.py serves the judge over HTTP on this node",
+                placeholders,
+                model,
+            ),
+            reward,
+            "",
+            "# ---- 2. Submit the job (blocks and streams the logs).",
+            'ray job submit --address="$RAY_ADDRESS" -- python3 -m openrlhf.cli.train_ppo_ray \\',
+            _args(flags),
+            "",
+        ]
+    )
+
+
+def export_openrlhf(
+    run_cfg: RunConfig,
+    records: list[ScenarioRecord],
+    arm: str,
+    seed: int,
+    out_dir: Path,
+    model_path: Path | None = None,
+) -> ExportResult:
+    """prompts.jsonl, eval.jsonl, reward_func.py, reward_server.py, launch.sh, README.txt."""
+    rows, evals = _split(records, run_cfg, arm, seed)
+    judges = arm_spec(arm).judges(run_cfg.judge)
+    options = arm_judge_options(run_cfg, judges)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompt_tokens = prompt_token_bound(rows + evals)
+    result = ExportResult("openrlhf", out_dir, len(rows), _traits(rows), len(evals), judges)
+    write_jsonl(out_dir / "prompts.jsonl", [openrlhf_row(r) for r in rows])
+    result.files.append(out_dir / "prompts.jsonl")
+    if evals:
+        write_jsonl(out_dir / "eval.jsonl", [openrlhf_row(r) for r in evals])
+        result.files.append(out_dir / "eval.jsonl")
+    reward = _reward_file("OpenRLHF", "reward_func", arm, run_cfg, judges, options)
+    launch = openrlhf_launch(
+        run_cfg, arm, seed, prompt_tokens, len(rows), _model_path(run_cfg, model_path), bool(evals)
+    )
+    readme = _readme_openrlhf(run_cfg, arm, seed, result, prompt_tokens, options)
+    result.files.extend(
+        [
+            _write(out_dir / "reward_func.py", reward),
+            _write(
+                out_dir / "reward_server.py",
+                _reward_server(arm, run_cfg, judges, options),
+                executable=True,
+            ),
+            _write(out_dir / "launch.sh", launch, executable=True),
+            _write(out_dir / "README.txt", readme),
+        ]
+    )
+    return result
+
+
+def _readme_openrlhf(
+    cfg: RunConfig, arm: str, seed: int, result: ExportResult, prompt_tokens: int, options: dict
+) -> str:
+    return (
+        _readme_common(cfg, arm, seed, result, options)
+        + f"""
+Files
+  prompts.jsonl    one prompt per line: input (chat messages; --data.apply_chat_template),
+                   label (the scenario record's JSON), record_id.
+  eval.jsonl       the same for the eval split (--eval.dataset).
+  reward_func.py   --reward.remote_url <this file>: OpenRLHF calls reward_func(queries,
+                   prompts, labels) and logs extra_logs (judge_failed, incoherent, refusal).
+  reward_server.py the same judge over HTTP (benrl.training.serve, OpenRLHF's remote protocol):
+                   `./launch.sh remote` starts it on this node and points OpenRLHF at
+                   http://$REWARD_HOST:$REWARD_PORT/get_reward, with the same judge
+                   options as reward_func.py (key variables read from its environment).
+  launch.sh        Ray head + `ray job submit -- python3 -m openrlhf.cli.train_ppo_ray ...`.
+
+Differences from benrl's TRL run
+  - GRPO is --algo.advantage.estimator group_norm; one optimizer step per rollout batch
+    (train.batch_size = prompts x group size, max_epochs 1).
+  - OpenRLHF shuffles prompts (seeded by --train.seed): every arm sees the same rows, but
+    not in the same per-step order as TRL or verl.
+  - --data.max_len={prompt_tokens} + max completion; {prompt_tokens} is an upper bound on a
+    prompt's tokens from its bytes.
+  - A failed judge verdict scores 0 with extra_logs judge_failed=1 (OpenRLHF cannot skip one).
+  - OpenRLHF's default schedule is cosine with warm-up; TRL's is linear decay.
+  - Flags are OpenRLHF 0.10.2+/0.11 spelling; older releases use flat flags
+    (--remote_rm_url, --advantage_estimator, --pretrain, ...).
+
+After training, model/ holds the final policy as a HF folder (--ckpt.output_dir).
+"""
+    )
+
+
+# --- CLI entry ------------------------------------------------------------------------
+
+
+def export_cli(
+    target: str, run_dir: Path, cfg: RunConfig, arm: str, seed: int, out: Path
+) -> ExportResult:
+    """`benrl export verl|openrlhf`: read the run's scenarios and write the export folder."""
+    exporters = {"verl": export_verl, "openrlhf": export_openrlhf}
+    if target not in exporters:
+        raise BenrlError(f"unknown export target '{target}' (targets: {', '.join(TARGETS)})")
+    files = [run_dir / "scenarios" / f"{split}.jsonl" for split in ("train", "eval")]
+    for path in files:
+        if not path.exists():
+            raise BenrlError(
+                f"{path} not found: run `benrl run --config <config> --only scenarios` first"
+            )
+    records = [record for path in files for record in read_records(path)]
+    model = run_dir / "organism" / "model" if cfg.model == "organism" else None
+    if model is not None and not model.exists():
+        model = None  # the launch script then asks for MODEL_PATH
+    return exporters[target](cfg, records, arm, seed, out, model_path=model)
