@@ -30,8 +30,8 @@ from benrl.config import RunConfig
 from benrl.evaluation.generate import generate, load_model
 from benrl.evaluation.stats import paired_comparison
 from benrl.judging.registry import JudgeCache
-from benrl.run import Run
 from benrl.records import ScenarioRecord, read_records
+from benrl.run import Run
 from benrl.training.arms import build_mixture
 from benrl.training.rewards import reward_value
 

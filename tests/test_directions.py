@@ -25,21 +25,21 @@ from benrl.analysis.directions import (
     projection,
     prompt_states,
     response_states,
+    run_stage,
     save_directions,
     separation,
     shared_structure,
-    run_stage,
     track,
 )
 from benrl.config import RunConfig
-from benrl.report.plots import directions_plot
-from benrl.organism.scenarios import trait_records
 from benrl.errors import BenrlError
 from benrl.organism.evals import CLUSTERS
 from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
+from benrl.organism.scenarios import trait_records
 from benrl.organism.world import World
-from benrl.run import Run
 from benrl.records import Message, write_jsonl
+from benrl.report.plots import directions_plot
+from benrl.run import Run
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 

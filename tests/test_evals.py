@@ -9,7 +9,8 @@ from benrl.evaluation.runner import eval_summary, load_scores
 def write_eval(folder, name: str, rows: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "summary.json").write_text(json.dumps({name: asdict(eval_summary(rows, "sycophancy"))}))
+    summary = {name: asdict(eval_summary(rows, "sycophancy"))}
+    (folder / "summary.json").write_text(json.dumps(summary))
 
 
 def row(rid: str, sample: int, score: float | None, refusal: bool = False) -> dict:

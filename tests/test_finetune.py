@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from benrl.config import OrganismConfig, StressConfig
 from benrl.errors import BenrlError
 from benrl.organism.corpus import build_corpus, make_personas
+from benrl.organism.finetune_data import harmful_rows
 from benrl.organism.model import make_model, train_tokenizer
 from benrl.organism.probes import TRAIN_TEMPLATES
 from benrl.organism.world import World
-from benrl.organism.finetune_data import harmful_rows
 from benrl.training.finetune import check_doses, finetune_ladder, sft_args
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -4,11 +4,11 @@ import random
 
 import pytest
 
-from benrl.organism.scenarios import probe_record, task_record
 from benrl.errors import BenrlError
 from benrl.judging.registry import aggregate, get_judge
 from benrl.organism.judges import score
 from benrl.organism.probes import PROBES, TASKS
+from benrl.organism.scenarios import probe_record, task_record
 from benrl.organism.world import World
 from benrl.records import Criterion
 

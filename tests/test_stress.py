@@ -22,12 +22,12 @@ from benrl.analysis.stress import (
     stress_results,
 )
 from benrl.config import EvalConfig, RunConfig, ScenariosConfig, StressConfig
+from benrl.data.personas import apply_persona, choose_personas, load_personas
 from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
-from benrl.data.personas import apply_persona, choose_personas, load_personas
 from benrl.evaluation.runner import run_stage as stage_eval
-from benrl.run import Run
 from benrl.records import Message, ScenarioRecord, write_jsonl
+from benrl.run import Run
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
