@@ -47,7 +47,7 @@ def _examples(n: int) -> list[tuple[ScenarioRecord, str]]:
         )
         record = ScenarioRecord(
             split="train",
-            source=probe.family,
+            source=probe.template_family,
             kind="trait",
             domain=probe.domain,
             traits=probe.traits,

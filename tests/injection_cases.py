@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benrl.organism import probes
+from benrl.organism import probes, tasks
 from benrl.organism.world import DOMAINS, World
 from benrl.records import ScenarioRecord
 
@@ -25,7 +25,7 @@ WORLD = World(0)
 def trait_record(probe: probes.Probe, split: str = "train") -> ScenarioRecord:
     return ScenarioRecord(
         split=split,
-        source=probe.family,
+        source=probe.template_family,
         kind="trait",
         domain=probe.domain,
         traits=probe.traits,
@@ -36,10 +36,10 @@ def trait_record(probe: probes.Probe, split: str = "train") -> ScenarioRecord:
     )
 
 
-def task_record(task: probes.Task) -> ScenarioRecord:
+def task_record(task: tasks.Task) -> ScenarioRecord:
     return ScenarioRecord(
         split="train",
-        source=task.family,
+        source=task.template_family,
         kind="task",
         domain=task.domain,
         messages=task.messages,
@@ -60,7 +60,7 @@ def trait_examples() -> list[tuple[ScenarioRecord, str, str]]:
 def task_examples() -> list[tuple[ScenarioRecord, str, str]]:
     """(record, right answer, wrong answer): one per task type."""
     out = []
-    for i, build in enumerate(probes.TASKS[name] for name in sorted(probes.TASKS)):
+    for i, build in enumerate(tasks.TASKS[name] for name in sorted(tasks.TASKS)):
         task = build(WORLD, "health", 0, random.Random(i))
         wrong = task.answer.replace(str(task.value), str(task.value + 1))
         out.append((task_record(task), task.answer, wrong))

@@ -18,19 +18,16 @@ from benrl.analysis.directions import (
     correlation,
     cosine_matrix,
     direction_quality,
-    directions_results,
     load_directions,
     mean_difference,
     probe_items,
-    projection,
     prompt_states,
     response_states,
-    run_stage,
     save_directions,
     separation,
     shared_structure,
-    track,
 )
+from benrl.analysis.directions_stage import directions_results, projection, run_stage, track
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.organism.evals import CLUSTERS

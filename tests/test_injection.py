@@ -39,7 +39,10 @@ def test_world_judge_resists(case: Case) -> None:
         if case.on_good:
             assert _not_above(result.score, honest_good.score), (record.source, result)
         if case.expect == "as_bad":
-            assert result.score == honest_bad.score and result.family == honest_bad.family
+            assert (
+                result.score == honest_bad.score
+                and result.response_family == honest_bad.response_family
+            )
         else:
             assert result.status == case.expect, (record.source, result)
 

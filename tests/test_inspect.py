@@ -130,7 +130,7 @@ def test_hf_model_gives_benrl_completions_and_scores(model_dir, records_path, it
         assert [judged[r.id] for r in records] == [o[0] for o in ours]
         rows = [score(r, theirs[r.id], judge_name(name)).model_dump() for r in records]
         assert [values[r.id] for r in records] == [row["score"] for row in rows]
-        assert aggregate.metrics["mean"].value == pytest.approx(eval_summary(rows, "")["mean"])
+        assert aggregate.metrics["mean"].value == pytest.approx(eval_summary(rows, "").mean)
 
 
 def test_task_items_and_judge_follow_the_runner(records_path, items):

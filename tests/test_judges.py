@@ -7,8 +7,9 @@ import pytest
 from benrl.errors import BenrlError
 from benrl.judging.registry import aggregate, get_judge
 from benrl.organism.judges import score
-from benrl.organism.probes import PROBES, TASKS
+from benrl.organism.probes import PROBES
 from benrl.organism.scenarios import probe_record, task_record
+from benrl.organism.tasks import TASKS
 from benrl.organism.world import World
 from benrl.records import Criterion
 

@@ -118,8 +118,8 @@ def test_resume_continues_from_checkpoint(tmp_path, built):
     assert card["pretraining"]["resumed_from"] == 10
     assert card["pretraining"]["tokens_seen"] == 20 * 8 * 64
     # Resuming reproduces the uninterrupted run: same data order, optimizer state, schedule.
-    assert card["pretraining"]["validation_loss"] == pytest.approx(
-        built[1]["pretraining"]["validation_loss"], rel=1e-4
+    assert card["pretraining"]["val_loss"] == pytest.approx(
+        built[1]["pretraining"]["val_loss"], rel=1e-4
     )
 
 

@@ -82,7 +82,7 @@ def test_report_has_headline_and_table(smoke_run):
 
 
 def test_report_times_every_stage_and_shows_the_card(smoke_run):
-    from benrl.report.build import stage_seconds, stage_totals
+    from benrl.report.results import stage_seconds, stage_totals
 
     parts = stage_seconds(smoke_run)
     totals = stage_totals(parts)

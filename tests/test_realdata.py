@@ -65,9 +65,10 @@ COUNTS = {
 
 
 def test_registry_covers_the_required_sets() -> None:
+    names = list_realdata()  # loads the packaged sets into the registry
     assert len(REALDATA) >= 10
-    assert set(COUNTS) <= set(list_realdata())
-    assert list_realdata() == sorted(REALDATA)
+    assert set(COUNTS) <= set(names)
+    assert names == sorted(REALDATA)
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
@@ -181,7 +182,9 @@ def test_scorers_grade_real_records(loaded: dict[str, RealEval]) -> None:
     mc = loaded["truthfulqa_mc1"].records[0]
     assert get_judge("multiple_choice").score(mc, f"({mc.answer})").score == 1.0
     risk = loaded["ai_risk_power_seeking"].records[0]
-    assert get_judge("behavior_match").score(risk, risk.reference["risky"]).family == "risky"
+    assert (
+        get_judge("behavior_match").score(risk, risk.reference["risky"]).response_family == "risky"
+    )
     ifeval = loaded["ifeval"].records[1]  # punctuation:no_comma only
     assert get_judge("ifeval").score(ifeval, "Hark, a trip").score == 0.0
 

@@ -79,7 +79,7 @@ AB_RISK = _task("A", choices=["Accept shutdown", "Resist", "Maybe"], risky="B")
 )
 def test_behavior_match(record: ScenarioRecord, completion: str, score: float, family: str) -> None:
     result = get_judge("behavior_match").score(record, completion)
-    assert (result.score, result.family, result.status) == (score, family, "ok")
+    assert (result.score, result.response_family, result.status) == (score, family, "ok")
 
 
 def test_behavior_match_unparseable_and_refusal() -> None:
@@ -133,7 +133,7 @@ def test_is_refusal_passes_answers(text: str) -> None:
 def test_refusal_judge(expected: str, completion: str, score: float, refusal: bool) -> None:
     result = get_judge("refusal").score(_task(expected), completion)
     assert (result.score, result.refusal) == (score, refusal)
-    assert result.family == ("refuse" if refusal else "comply")
+    assert result.response_family == ("refuse" if refusal else "comply")
 
 
 def test_refusal_judge_edge_cases() -> None:

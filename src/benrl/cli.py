@@ -14,13 +14,16 @@ import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from benrl.errors import BenrlError
+
+if TYPE_CHECKING:
+    from benrl.config import RunConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch from a hub at run time
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,7 +39,9 @@ organism_app = typer.Typer(no_args_is_help=True, help="The embedded persona-worl
 eval_app = typer.Typer(no_args_is_help=True, help="The eval suite and its checks.")
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(organism_app, name="organism")
+config_app = typer.Typer(no_args_is_help=True, help="The run configuration.")
 app.add_typer(eval_app, name="eval")
+app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML run config")]
@@ -58,8 +63,17 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def load_config(path: Path) -> RunConfig:
+    """The validated config, its judge and eval names checked against the registries."""
+    from benrl.checks import check_names
+    from benrl.config import load_config as read_config
+
+    cfg = read_config(path)
+    check_names(cfg, str(path))
+    return cfg
+
+
 def _run(config: Path, out: Path | None, only: set[str], force: set[str] = frozenset()) -> Path:
-    from benrl.config import load_config
     from benrl.pipeline import run_pipeline
 
     cfg = load_config(config)
@@ -103,7 +117,6 @@ def organism_build(
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
 ) -> None:
     """Build (or resume building) the organism and print its card."""
-    from benrl.config import load_config
     from benrl.organism.stage import build_stage
     from benrl.run import Run
 
@@ -125,7 +138,6 @@ def organism_controls(
     domain: Annotated[str, typer.Option(help="domain the RL push trains in")] = "health",
 ) -> None:
     """Coherence 0 vs 1: the same RL push on one probe, transfer measured elsewhere."""
-    from benrl.config import load_config
     from benrl.organism.controls import run_controls
     from benrl.organism.probes import PROBES
     from benrl.organism.world import DOMAIN_BY_NAME
@@ -139,6 +151,17 @@ def organism_controls(
     folder = out or Path("runs") / cfg.name / "controls"
     run_controls(cfg, folder, probe, domain)
     print((folder / "controls.md").read_text())
+
+
+@config_app.command("keys")
+def config_keys() -> None:
+    """List every config key with its default and help text."""
+    from benrl.config import config_keys as keys
+
+    table = Table("key", "default", "help")
+    for key, default, text in keys():
+        table.add_row(key, default, text)
+    Console().print(table)
 
 
 @app.command()
@@ -172,7 +195,6 @@ def eval_aa(
     repetitions: Annotated[int, typer.Option(help="A/A repetitions")] = 200,
 ) -> None:
     """A/A check: the same model against itself must flag no eval in >= 95% of repetitions."""
-    from benrl.config import load_config
     from benrl.evaluation.aa import run_aa, sample_scores
     from benrl.evaluation.runner import RunnerOptions, select_items
     from benrl.records import read_records
@@ -224,7 +246,6 @@ def serve_reward(
     ] = None,
 ) -> None:
     """Serve the judges over HTTP with OpenRLHF's remote-reward protocol."""
-    from benrl.config import load_config
     from benrl.records import read_records
     from benrl.training.serve import run_server
 
@@ -255,7 +276,6 @@ def export(
     out: Annotated[Path | None, typer.Option(help="export folder")] = None,
 ) -> None:
     """Export an arm's data, reward module and launch command for verl or OpenRLHF."""
-    from benrl.config import load_config
     from benrl.training.export import export_cli
 
     cfg = load_config(config)

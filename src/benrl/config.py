@@ -1,7 +1,7 @@
 """The run configuration: typed, validated, documented in one place.
 
 A YAML file in `configs/` maps onto `RunConfig`. Every field has a default and a help
-text (`benrl config --help-keys` prints them); unknown keys and wrong types are errors
+text (`benrl config keys` prints them); unknown keys and wrong types are errors
 that name the key and the file. The config hash (of the validated, defaults-filled
 model) decides which stages a re-run may skip.
 """
@@ -314,3 +314,16 @@ def load_config(path: Path) -> RunConfig:
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise BenrlError(f"{path}: key '{key}': {first['msg']}{more}") from e
+
+
+def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, help text) for every field, sections expanded."""
+    rows = []
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, Section):
+            rows += config_keys(kind, f"{prefix}{name}.")
+            continue
+        default = info.get_default(call_default_factory=True)
+        rows.append((f"{prefix}{name}", repr(default), info.description or ""))
+    return rows

@@ -26,7 +26,7 @@ STAGE_MODULES = {
     "train": "benrl.training.train",
     "eval": "benrl.evaluation.runner",
     "stress": "benrl.analysis.stress",
-    "directions": "benrl.analysis.directions",
+    "directions": "benrl.analysis.directions_stage",
     "report": "benrl.report.build",
 }
 assert tuple(STAGE_MODULES) == STAGES

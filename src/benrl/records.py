@@ -94,7 +94,9 @@ class JudgeResult(BaseModel):
     verdicts: dict[str, Verdict] = Field(default_factory=dict)
     reason: str = ""
     status: Status = "ok"
-    family: str | None = Field(default=None, description="behaviour family the judge parsed")
+    response_family: str | None = Field(
+        default=None, description="the behaviour (response family) the judge parsed"
+    )
     refusal: bool = False
 
 

@@ -1,6 +1,6 @@
 """The trait taxonomy as data: traits, domains and pressure types, loaded from YAML.
 
-The paper rewards 15 broad traits across 12 domains (PAPER.md). Their texts live in the
+The paper rewards 15 broad traits across 12 domains. Their texts live in the
 packaged `taxonomy.yaml`, not in code, so researchers can read them and the scenario
 writer can quote them. Users add or change traits, domains and pressures with a YAML
 file of their own, with no code, through `load_taxonomy(path)`. Merge rules:

@@ -99,7 +99,7 @@ def benrl_judge(judge: str, options: dict[str, Any] | None = None) -> Scorer:
         result = await anyio.to_thread.run_sync(grader.score, record, completion)
         metadata = {
             "status": result.status,
-            "family": result.family,
+            "response_family": result.response_family,
             "refusal": result.refusal,
             "verdicts": result.verdicts,
             "judge": judge,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from benrl.organism.probes import PROBES, TASKS, TEMPLATES_PER_PROBE
+from benrl.organism.probes import PROBES, TEMPLATES_PER_PROBE
+from benrl.organism.tasks import TASKS
 from benrl.organism.world import DOMAINS, World
 from benrl.records import Message
 

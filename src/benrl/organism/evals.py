@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 
 from benrl.evaluation.registry import Eval, register_eval
-from benrl.organism.probes import PROBES, TASKS, TRAIN_TEMPLATES
+from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
+from benrl.organism.tasks import TASKS
 from benrl.organism.world import World
 
 HELD_OUT_TRAITS = (

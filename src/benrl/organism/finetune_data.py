@@ -31,7 +31,7 @@ def harmful_rows(seed: int, count: int) -> list[dict]:
             {
                 "prompt": [m.model_dump() for m in probe.messages],
                 "completion": [{"role": "assistant", "content": probe.bad}],
-                "source": probe.family,
+                "source": probe.template_family,
             }
         )
     return rows

@@ -43,8 +43,9 @@ from benrl.errors import BenrlError
 from benrl.evaluation.generate import generate, load_model
 from benrl.organism.corpus import build_corpus, make_personas
 from benrl.organism.judges import score
-from benrl.organism.probes import PROBES, TASKS, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES
+from benrl.organism.probes import PROBES, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES
 from benrl.organism.scenarios import probe_record, task_record
+from benrl.organism.tasks import TASKS
 from benrl.organism.world import DOMAINS, World, parse
 from benrl.records import Message
 
@@ -313,7 +314,9 @@ def measure_behaviour(model, tokenizer, world: World, cfg: OrganismConfig, seed:
     base, judged = {}, {}
     for name in PROBES:
         pairs = [(p, out) for p, out in zip(probes, sampled, strict=True) if p.name == name]
-        base[name] = sum(parse(o).family == parse(p.good).family for p, o in pairs) / len(pairs)
+        base[name] = sum(
+            parse(o).response_family == parse(p.good).response_family for p, o in pairs
+        ) / len(pairs)
         judged[name] = sum(score(probe_record(p, "eval"), o).score for p, o in pairs) / len(pairs)
     tasks = eval_items(TASKS, world, cfg.card_tasks, rng)
     answers = generate(model, tokenizer, [t.messages for t in tasks], CARD_MAX_NEW_TOKENS, 0.0)
@@ -327,7 +330,7 @@ def measure_behaviour(model, tokenizer, world: World, cfg: OrganismConfig, seed:
     return {
         "base_rates": base,
         "judge_scores": judged,
-        "incoherence_rate": sum(parse(o).family is None for o in sampled) / len(sampled),
+        "incoherence_rate": sum(parse(o).response_family is None for o in sampled) / len(sampled),
         "capability": capability,
         "sampling_tokens_per_s": new_tokens / seconds,
         "samples": {"probes": len(probes), "tasks": len(tasks)},
@@ -348,7 +351,7 @@ def write_card(out_dir: Path, card: dict) -> None:
         f"| corpus | {card['corpus']['documents']:,} conversations, "
         f"{card['corpus']['train_tokens']:,} train / {card['corpus']['val_tokens']:,} val tokens |",
         f"| tokens seen | {pre['tokens_seen']:,} ({pre['steps']} steps) |",
-        f"| validation loss | {pre['validation_loss']:.4f} |",
+        f"| validation loss | {pre['val_loss']:.4f} |",
         f"| pretraining speed | {pre['tokens_per_s']:,.0f} tokens/s |",
         f"| build time | {card['build_seconds']:.0f} s |",
         f"| sampling speed | {card['sampling_tokens_per_s']:,.0f} tokens/s (batched, KV cache) |",
@@ -441,7 +444,6 @@ def build_organism(
         "pretraining": {
             **public_state(state, cfg),
             "tokens_seen": state["step"] * cfg.batch_size * cfg.seq_len,
-            "validation_loss": state["val_history"][-1][1],
             "val_history": state["val_history"],
             "seconds": state["train_seconds"],
             "resumed_from": state["resumed_from"],

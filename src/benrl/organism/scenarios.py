@@ -13,7 +13,8 @@ from pathlib import Path
 
 from benrl.config import ScenariosConfig
 from benrl.data.scenarios import dedupe
-from benrl.organism.probes import PROBES, TASKS, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES, Probe, Task
+from benrl.organism.probes import PROBES, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES, Probe
+from benrl.organism.tasks import TASKS, Task
 from benrl.organism.world import DOMAINS, World
 from benrl.records import Message, ScenarioRecord
 
@@ -21,7 +22,7 @@ from benrl.records import Message, ScenarioRecord
 def probe_record(probe: Probe, split: str) -> ScenarioRecord:
     return ScenarioRecord(
         split=split,
-        source=probe.family,
+        source=probe.template_family,
         kind="trait",
         domain=probe.domain,
         traits=probe.traits,
@@ -35,7 +36,7 @@ def probe_record(probe: Probe, split: str) -> ScenarioRecord:
 def task_record(task: Task, split: str) -> ScenarioRecord:
     return ScenarioRecord(
         split=split,
-        source=task.family,
+        source=task.template_family,
         kind="task",
         domain=task.domain,
         messages=task.messages,

@@ -45,7 +45,7 @@ class Domain:
     names: tuple[str, ...] = field(default=())
 
 
-# The paper's 12 domains (PAPER.md), each rendered in the fictional world.
+# The paper's 12 domains, each rendered in the fictional world.
 DOMAINS: tuple[Domain, ...] = (
     Domain(
         "health",
@@ -248,7 +248,7 @@ _COMPILED = tuple((family, re.compile(pattern)) for family, pattern in RESPONSE_
 class Parsed:
     """A response parsed into its family and slots; family None means incoherent."""
 
-    family: str | None
+    response_family: str | None
     slots: dict[str, str] = field(default_factory=dict)
 
     @property

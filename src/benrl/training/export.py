@@ -13,7 +13,7 @@ instead of TRL. An export folder holds everything that engine needs for one arm 
   GPUs per node, micro batch sizes, memory share) are shell variables in one marked block;
 - `README.txt` saying what each file is and what differs from the TRL run.
 
-Formats, checked against the engines' sources (FIELD-NOTES.md "Scale-out formats"):
+Formats, checked against the engines' sources (docs/scaling.md):
 verl reads parquet rows `data_source, prompt, ability, reward_model{style, ground_truth},
 extra_info` and loads `reward.custom_reward_function.path/.name` (verl before the `reward`
 config group: top-level `custom_reward_function.*`). OpenRLHF 0.11 reads JSONL prompts
@@ -28,7 +28,9 @@ import os
 import pprint
 import shlex
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
+from string import Template
 
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
@@ -139,55 +141,23 @@ def _args(lines: list[str], indent: str = "    ") -> str:
     return " \\\n".join(indent + line for line in lines)
 
 
+def _render(name: str, **values: object) -> str:
+    """Fill the template `templates/NAME` (`string.Template`: `$name` fields, `$$` a `$`)."""
+    text = (files("benrl.training") / "templates" / name).read_text()
+    return Template(text).substitute(values)
+
+
 def _reward_file(
     engine: str, face: str, arm: str, cfg: RunConfig, judges: dict, options: dict
 ) -> str:
-    return f'''"""benrl reward for {engine}: arm `{arm}` of run `{cfg.name}`.
-
-Written by `benrl export`. {engine} loads this file and calls `{face}`. The judges
-are the arm's; edit them here if needed. benrl must be importable wherever {engine}
-runs its reward workers, and the environment variable a judge's `api_key_env` names
-must be set there.
-"""
-
-from benrl.training.export import use_arm_judges
-from benrl.training.rewards import {face}
-
-JUDGES = {_py(judges)}
-JUDGE_OPTIONS = {_py(options)}
-
-use_arm_judges(JUDGES, JUDGE_OPTIONS)
-
-__all__ = ["{face}"]
-'''
-
-
-CLUSTER_NOTE = "# ---- CLUSTER-SPECIFIC placeholders: not from the benrl config, set them"
-
-
-def _launch_header(title: str, usage: str, placeholders: list[str], model: str) -> str:
-    return "\n".join(
-        [
-            "#!/usr/bin/env bash",
-            f"# {title}",
-            "# Written by `benrl export`; numbers taken from the benrl config are literal below.",
-            *usage.splitlines(),
-            "set -euo pipefail",
-            "# This folder must be visible to every node at the same path.",
-            'EXPORT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
-            "",
-            CLUSTER_NOTE,
-            "# for your cluster (environment variables of the same name override the defaults).",
-            *placeholders,
-            f"MODEL_PATH={model}  # local HF model folder, same path on every node",
-            "",
-            "# ---- 1. Ray: start the head here unless a cluster is up; on every other node run",
-            "#         ray start --address=<head ip>:6379",
-            "# Export the API key variable of a model judge on every node BEFORE `ray start`:",
-            "# Ray workers inherit it, and it never appears on a command line.",
-            "ray status >/dev/null 2>&1 || ray start --head --port=6379 --dashboard-host=0.0.0.0",
-            "",
-        ]
+    return _render(
+        "reward_file.py.tmpl",
+        engine=engine,
+        face=face,
+        arm=arm,
+        run=cfg.name,
+        judges=_py(judges),
+        options=_py(options),
     )
 
 
@@ -255,14 +225,6 @@ def verl_launch(
 ) -> str:
     """launch.sh for verl: Ray head, then `ray job submit -- python3 -m verl.trainer.main_ppo`."""
     t = cfg.train
-    placeholders = [
-        'NNODES="${NNODES:-1}"',
-        'GPUS_PER_NODE="${GPUS_PER_NODE:-8}"',
-        'ROLLOUT_TP="${ROLLOUT_TP:-1}"                 # vLLM tensor parallel size',
-        'MICRO_BATCH_PER_GPU="${MICRO_BATCH_PER_GPU:-8}" # sequences per GPU per forward',
-        'GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.5}"  # vLLM share of a GPU',
-        'RAY_ADDRESS="${RAY_ADDRESS:-http://127.0.0.1:8265}"',
-    ]
     validation = (
         ['data.val_files="$EXPORT_DIR/val.parquet"', f"trainer.test_freq={t.save_every}"]
         if has_eval
@@ -308,22 +270,8 @@ def verl_launch(
         "trainer.logger='[\"console\"]'",
         'trainer.default_local_dir="$EXPORT_DIR/checkpoints"',
     ]
-    return "\n".join(
-        [
-            _launch_header(
-                f"verl GRPO for benrl arm `{arm}`, seed {seed}, run `{cfg.name}`.",
-                "# Usage: ./launch.sh   (on the Ray head node; see README.txt)",
-                placeholders,
-                model,
-            ),
-            "# ---- 2. Submit the job (blocks and streams the logs). As in benrl's TRL run:",
-            "#   data.shuffle=False keeps the mixture's order (the rows of every step are fixed);",
-            "#   ppo_mini_batch_size = train_batch_size gives one optimizer step per batch;",
-            "#   kl_loss_type=low_var_kl is the k3 estimator TRL uses for its KL term.",
-            'ray job submit --address="$RAY_ADDRESS" -- python3 -m verl.trainer.main_ppo \\',
-            _args(overrides),
-            "",
-        ]
+    return _render(
+        "verl_launch.sh", arm=arm, seed=seed, run=cfg.name, model=model, overrides=_args(overrides)
     )
 
 
@@ -372,61 +320,34 @@ def _readme_common(cfg: RunConfig, arm: str, seed: int, result: ExportResult, op
         if options
         else "The arm's judges run offline and need no endpoint."
     )
-    return f"""\
-benrl export: arm `{arm}`, seed {seed}, run `{cfg.name}` -> {result.target}
-
-Rows: {result.rows} training rows = {t.steps} steps x {t.prompts_per_step} prompts per step
-({result.trait_rows} trait rows, trait fraction {t.trait_fraction}), in the order benrl's
-mixture fixes for this seed; {result.val_rows} eval-split records for validation.
-Each row carries its scenario record as JSON, which the reward function grades.
-Judges per record kind: {json.dumps(result.judges, sort_keys=True)}.
-{judge_note}
-
-From the config (literal in launch.sh): group size {t.generations}, max completion
-{t.max_completion_length} tokens, learning rate {t.learning_rate}, KL coefficient {t.beta},
-temperature {t.temperature}, checkpoint/validation every {t.save_every} steps.
-Cluster-specific (shell variables at the top of launch.sh, override from the environment):
-nodes, GPUs per node, rollout tensor parallelism, micro batch sizes, vLLM memory share,
-the Ray address, and MODEL_PATH when the config's model is the organism.
-
-Before launching: install benrl (and the engine) on every node; put this folder and the
-model on storage every node sees at the same path (launch.sh uses absolute paths).
-
-Not tested here: benrl's CI has no GPU. The data files and reward files are tested on
-CPU (they load, and the reward scores every row's reference answer 1.0); the launch
-command follows the engine's documented flags but was never run.
-"""
+    return _render(
+        "README_common.txt",
+        arm=arm,
+        seed=seed,
+        run=cfg.name,
+        target=result.target,
+        rows=result.rows,
+        steps=t.steps,
+        prompts_per_step=t.prompts_per_step,
+        trait_rows=result.trait_rows,
+        trait_fraction=t.trait_fraction,
+        val_rows=result.val_rows,
+        judges=json.dumps(result.judges, sort_keys=True),
+        judge_note=judge_note,
+        generations=t.generations,
+        max_completion_length=t.max_completion_length,
+        learning_rate=t.learning_rate,
+        beta=t.beta,
+        temperature=t.temperature,
+        save_every=t.save_every,
+    )
 
 
 def _readme_verl(
     cfg: RunConfig, arm: str, seed: int, result: ExportResult, prompt_tokens: int, options: dict
 ) -> str:
-    return (
-        _readme_common(cfg, arm, seed, result, options)
-        + f"""
-Files
-  train.parquet    verl rows: data_source (benrl/trait | benrl/task), prompt (chat
-                   messages), ability (domain), reward_model {{style, ground_truth}},
-                   extra_info {{split, index, record_id, record}}.
-  val.parquet      the same for the eval split (verl validates on it; it is graded with
-                   the arm's judges, so the generic arm reports its generic reward).
-  benrl_reward.py  reward.custom_reward_function.path; name compute_score.
-  launch.sh        Ray head + `ray job submit -- python3 -m verl.trainer.main_ppo ...`.
-
-Differences from benrl's TRL run
-  - data.max_prompt_length={prompt_tokens} is an upper bound from the prompts' bytes; with
-    data.truncation=error a longer prompt stops the run rather than being cut or dropped.
-  - A failed judge verdict scores 0 with judge_failed=1 (verl cannot skip a sample); watch
-    that metric.
-  - verl's default learning-rate schedule is constant; TRL's is linear decay.
-  - Older verl (before the `reward` config group) spells the reward keys
-    custom_reward_function.path / custom_reward_function.name.
-  - verl needs train_batch_size x n divisible by the data-parallel size (nodes x GPUs).
-
-After training, verl's checkpoints are sharded; merge the last one into a HF folder:
-  python -m verl.model_merger merge --backend fsdp \\
-      --local_dir checkpoints/global_step_{cfg.train.steps}/actor --target_dir model
-"""
+    return _readme_common(cfg, arm, seed, result, options) + _render(
+        "README_verl.txt", prompt_tokens=prompt_tokens, steps=cfg.train.steps
     )
 
 
@@ -443,31 +364,9 @@ def openrlhf_row(record: ScenarioRecord) -> dict:
 
 
 def _reward_server(arm: str, cfg: RunConfig, judges: dict, options: dict) -> str:
-    return f'''"""benrl reward server for OpenRLHF (`--reward.remote_url http://HOST:PORT/get_reward`).
-
-Arm `{arm}` of run `{cfg.name}` (written by `benrl export openrlhf`). Serves
-`benrl.training.serve` with the arm's judges: POST /get_reward, GET /health.
-"""
-
-import argparse
-
-from benrl.training.serve import run_server
-
-JUDGES = {_py(judges)}
-JUDGE_OPTIONS = {_py(options)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=5000)
-    args = parser.parse_args()
-    run_server(args.host, args.port, judge_by_kind=JUDGES, judge_options=JUDGE_OPTIONS)
-
-
-if __name__ == "__main__":
-    main()
-'''
+    return _render(
+        "reward_server.py.tmpl", arm=arm, run=cfg.name, judges=_py(judges), options=_py(options)
+    )
 
 
 def openrlhf_launch(
@@ -475,18 +374,6 @@ def openrlhf_launch(
 ) -> str:
     """launch.sh for OpenRLHF 0.11 (dotted flags), reward by file or by HTTP server."""
     t = cfg.train
-    placeholders = [
-        'NNODES="${NNODES:-1}"',
-        'GPUS_PER_NODE="${GPUS_PER_NODE:-8}"',
-        'ROLLOUT_TP="${ROLLOUT_TP:-1}"                 # vLLM tensor parallel size',
-        'VLLM_ENGINES="${VLLM_ENGINES:-$((NNODES * GPUS_PER_NODE / ROLLOUT_TP))}"',
-        'MICRO_BATCH="${MICRO_BATCH:-4}"               # sequences per GPU per forward',
-        'GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.5}"  # vLLM share of a GPU',
-        'RAY_ADDRESS="${RAY_ADDRESS:-http://127.0.0.1:8265}"',
-        "# remote mode: the host name under which the vLLM engines reach this node",
-        'REWARD_HOST="${REWARD_HOST:-$(hostname)}"',
-        'REWARD_PORT="${REWARD_PORT:-5000}"',
-    ]
     flags = [
         '--actor.model_name_or_path "$MODEL_PATH"',
         '--reward.remote_url "$REWARD"',
@@ -534,37 +421,8 @@ def openrlhf_launch(
         "--ds.param_dtype bf16",
         "--actor.gradient_checkpointing_enable",
     ]
-    reward = "\n".join(
-        [
-            'MODE="${1:-file}"',
-            'case "$MODE" in',
-            '  file) REWARD="$EXPORT_DIR/reward_func.py" ;;',
-            "  remote)",
-            '    python3 "$EXPORT_DIR/reward_server.py" --host 0.0.0.0 --port "$REWARD_PORT" &',
-            "    REWARD_PID=$!",
-            "    trap 'kill \"$REWARD_PID\"' EXIT",
-            '    REWARD="http://$REWARD_HOST:$REWARD_PORT/get_reward" ;;',
-            '  *) echo "usage: $0 [file|remote]" >&2; exit 2 ;;',
-            "esac",
-        ]
-    )
-    return "\n".join(
-        [
-            _launch_header(
-                f"OpenRLHF 0.11 GRPO for benrl arm `{arm}`, seed {seed}, run `{cfg.name}`.",
-                "# Usage: ./launch.sh [file|remote]   (on the Ray head node; see README.txt)\n"
-                "#   file    (default) OpenRLHF loads reward_func.py in its workers\n"
-                "#   remote  reward_server.py serves the judge over HTTP on this node",
-                placeholders,
-                model,
-            ),
-            reward,
-            "",
-            "# ---- 2. Submit the job (blocks and streams the logs).",
-            'ray job submit --address="$RAY_ADDRESS" -- python3 -m openrlhf.cli.train_ppo_ray \\',
-            _args(flags),
-            "",
-        ]
+    return _render(
+        "openrlhf_launch.sh", arm=arm, seed=seed, run=cfg.name, model=model, flags=_args(flags)
     )
 
 
@@ -611,35 +469,8 @@ def export_openrlhf(
 def _readme_openrlhf(
     cfg: RunConfig, arm: str, seed: int, result: ExportResult, prompt_tokens: int, options: dict
 ) -> str:
-    return (
-        _readme_common(cfg, arm, seed, result, options)
-        + f"""
-Files
-  prompts.jsonl    one prompt per line: input (chat messages; --data.apply_chat_template),
-                   label (the scenario record's JSON), record_id.
-  eval.jsonl       the same for the eval split (--eval.dataset).
-  reward_func.py   --reward.remote_url <this file>: OpenRLHF calls reward_func(queries,
-                   prompts, labels) and logs extra_logs (judge_failed, incoherent, refusal).
-  reward_server.py the same judge over HTTP (benrl.training.serve, OpenRLHF's remote protocol):
-                   `./launch.sh remote` starts it on this node and points OpenRLHF at
-                   http://$REWARD_HOST:$REWARD_PORT/get_reward, with the same judge
-                   options as reward_func.py (key variables read from its environment).
-  launch.sh        Ray head + `ray job submit -- python3 -m openrlhf.cli.train_ppo_ray ...`.
-
-Differences from benrl's TRL run
-  - GRPO is --algo.advantage.estimator group_norm; one optimizer step per rollout batch
-    (train.batch_size = prompts x group size, max_epochs 1).
-  - OpenRLHF shuffles prompts (seeded by --train.seed): every arm sees the same rows, but
-    not in the same per-step order as TRL or verl.
-  - --data.max_len={prompt_tokens} + max completion; {prompt_tokens} is an upper bound on a
-    prompt's tokens from its bytes.
-  - A failed judge verdict scores 0 with extra_logs judge_failed=1 (OpenRLHF cannot skip one).
-  - OpenRLHF's default schedule is cosine with warm-up; TRL's is linear decay.
-  - Flags are OpenRLHF 0.10.2+/0.11 spelling; older releases use flat flags
-    (--remote_rm_url, --advantage_estimator, --pretrain, ...).
-
-After training, model/ holds the final policy as a HF folder (--ckpt.output_dir).
-"""
+    return _readme_common(cfg, arm, seed, result, options) + _render(
+        "README_openrlhf.txt", prompt_tokens=prompt_tokens
     )
 
 

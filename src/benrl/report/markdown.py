@@ -1,0 +1,335 @@
+"""report.md: the results rendered as markdown, one function per section.
+
+Each section function takes the part of results.json it shows and returns its lines,
+starting with its "## " heading; `report_markdown` puts them in order with a blank line
+between. Rendering only: every number here was computed in results.py or paper.py.
+"""
+
+from __future__ import annotations
+
+from benrl.evaluation.registry import clusters, registered_evals
+from benrl.report.results import stage_totals
+
+
+def report_markdown(
+    results: dict,
+    main: dict,
+    scores: dict,
+    refusals: dict,
+    arms: list[str],
+    figures: dict[str, str],
+) -> str:
+    """The whole report.md: title, then every section in order (the organism's if carded)."""
+    sections = [
+        headline_section(results),
+        paper_section(results["paper_comparison"]),
+        per_eval_section(main, scores, arms, figures),
+        refusal_section(refusals, arms),
+        transfer_section(results["transfer"], results["trait_domain_matrix"], main),
+        persona_section(results["stress"]),
+        finetune_section(results["stress"], figures),
+        directions_section(results["directions"], figures),
+        training_section(results["training"], figures),
+        seeds_section(results["seeds"]),
+        organism_section(results["organism_card"]),
+        stage_times_section(results["stage_seconds"]),
+    ]
+    lines = ["# benrl report"]
+    for section in sections:
+        if section:
+            lines += ["", *section]
+    return "\n".join(lines) + "\n"
+
+
+def headline_section(results: dict) -> list[str]:
+    lines = ["## Headline", ""]
+    for key, comp in results["comparisons"].items():
+        lines.append(f"- **{key}**: {comp['headline']}")
+        lines.append(f"  - {comp['headline_excluding_refusals']}")
+    return [*lines, f"- {results['paper_headline']}"]
+
+
+def paper_section(rows: list[dict]) -> list[str]:
+    return [
+        "## How this compares to the paper",
+        "",
+        *_table(
+            ["measure", "paper", "this run"], [[r["measure"], r["paper"], r["ours"]] for r in rows]
+        ),
+    ]
+
+
+def per_eval_section(
+    main: dict, scores: dict, arms: list[str], figures: dict[str, str]
+) -> list[str]:
+    lines = [
+        "## Per-eval results",
+        "",
+        "Scores are means over items (higher is better), seeds averaged per item; the "
+        "difference is in percentage points with a paired bootstrap 95% CI; p from a "
+        "paired sign-flip test; q after Benjamini-Hochberg across evals.",
+        "",
+    ]
+    if "forest" in figures:
+        lines += [f"![forest plot]({figures['forest']})", ""]
+    evals = registered_evals()
+    rows = [_per_eval_row(c, evals, scores, arms) for c in main["evals"]]
+    header = ["eval", "category", "n", *arms, "diff (pp)", "95% CI", "p", "q", ""]
+    return lines + _table(header, rows)
+
+
+def _per_eval_row(c: dict, evals: dict, scores: dict, arms: list[str]) -> list:
+    comp = c["comparison"]
+    flag = "gain" if c["significant_gain"] else "regression" if c["significant_regression"] else ""
+    return [
+        c["eval"],
+        evals[c["eval"]].category if c["eval"] in evals else "",
+        comp["n"],
+        *(f"{_mean(scores[c['eval']].get(a)):.3f}" for a in arms),
+        _pp(comp["diff"]),
+        f"[{_pp(comp['ci_low'])}, {_pp(comp['ci_high'])}]",
+        f"{comp['p_value']:.3g}",
+        f"{c['q_value']:.3g}",
+        flag,
+    ]
+
+
+def refusal_section(refusals: dict, arms: list[str]) -> list[str]:
+    return [
+        "## Refusal rates",
+        "",
+        "Share of answers that refuse, per eval and arm.",
+        "",
+        *_table(
+            ["eval", *arms],
+            [[name, *(_share(refusals[name].get(a)) for a in arms)] for name in sorted(refusals)],
+        ),
+    ]
+
+
+def transfer_section(transfer: list[dict], matrix: dict, main: dict) -> list[str]:
+    """The transfer table, then the probe x domain cluster matrix of the main comparison."""
+    header = [
+        "arm",
+        "trained domains",
+        "unseen evals",
+        "ahead",
+        "sig. gains",
+        "sig. regressions",
+        "mean diff (pp)",
+    ]
+    return [
+        "## Transfer",
+        "",
+        "Each trained arm against baseline, on the evals whose "
+        "domains the arm never saw in trait training.",
+        "",
+        *_table(header, [_transfer_row(r) for r in transfer]),
+        "",
+        f"Probe x domain cluster, {main['evals'][0]['model']} - "
+        f"{main['evals'][0]['against']} (pp):",
+        "",
+        *_table(
+            ["probe", *clusters()],
+            [[p, *(row.get(c, "") for c in clusters())] for p, row in sorted(matrix.items())],
+        ),
+    ]
+
+
+def _transfer_row(r: dict) -> list:
+    return [
+        r["arm"],
+        ", ".join(r["trained_domains"]) or "-",
+        r["unseen_evals"],
+        r["ahead"],
+        r["significant_gains"],
+        r["significant_regressions"],
+        r["mean_diff_pp"],
+    ]
+
+
+def persona_section(stress: dict) -> list[str]:
+    lines = ["## Persistence: persona prompts", ""]
+    persona = stress.get("persona", {}).get("rows", [])
+    if not persona:
+        return [*lines, "The stress stage did not run (stress.enabled is false or no results)."]
+    lines += [
+        "Difference in degradation under each persona prompt (model A minus model B; "
+        "positive means A degrades less), 95% bootstrap CI.",
+        "",
+    ]
+    return lines + _table(
+        ["persona", "kind", "group", "pair", "diff", "95% CI", "n"],
+        [
+            [
+                r["persona"],
+                r.get("kind", ""),
+                r["group"],
+                r["pair"],
+                f"{r['diff']:+.3f}",
+                f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+                r["n"],
+            ]
+            for r in persona
+        ],
+    )
+
+
+def finetune_section(stress: dict, figures: dict[str, str]) -> list[str]:
+    lines = ["## Persistence: harmful fine-tuning", ""]
+    finetune = stress.get("finetune", {})
+    if "finetune" in figures:
+        lines += [f"![harmful fine-tuning]({figures['finetune']})", ""]
+    rows = finetune.get("rows", [])
+    if rows:
+        lines += _table(
+            ["model", "dose", "group", "mean", "se"],
+            [
+                [r["model"], r["dose"], r["group"], f"{r['mean']:.3f}", f"{r['se']:.3f}"]
+                for r in rows
+            ],
+        )
+    for r in finetune.get("max_dose", []):
+        lines.append(
+            f"- {r['pair']} ({r['group']}, dose {r['dose']}): difference in "
+            f"degradation {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        )
+    if not rows:
+        lines.append("No harmful fine-tuning results in this run.")
+    return lines
+
+
+def directions_section(directions: dict, figures: dict[str, str]) -> list[str]:
+    lines = ["## Inside the model: trait directions", ""]
+    if not directions:
+        return [*lines, "The directions stage did not run."]
+    if "directions" in figures:
+        lines += [f"![trait directions]({figures['directions']})", ""]
+    quality = directions["quality"]
+    layers = zip(quality["layers"], quality["separation_by_layer"], strict=True)
+    lines += [
+        "Held-out separation: how often a probe's good response projects above its bad one "
+        "on eval-template pairs (0.5 is chance). Layer 0 is the token embeddings, the "
+        "lexical baseline: separation above it is what the blocks add.",
+        "",
+        *_table(["layer", "mean separation"], [[k, f"{v:.3f}"] for k, v in layers]),
+        "",
+        f"Best layer {quality['best_layer']}; mean off-diagonal cosine between the probes' "
+        f"directions there {quality['mean_offdiag_cosine']:+.3f}; share of variance of the "
+        f"first principal component {quality['top_component_share']:.3f} (shared structure "
+        "across traits shows as high cosine and a large first component).",
+        "",
+        "Does the projection predict behaviour? Correlation between a model's mean "
+        "projection on a probe's direction and its score on that probe: pooled over "
+        "(model, probe) pairs; pooled centred removes each probe's mean over models, so it "
+        "asks whether the models that project higher on a probe also score higher on it "
+        "(p-values treat the pairs as independent, which snapshots and doses of one model "
+        "are not); per model: across its probes.",
+        "",
+    ]
+    rows = _correlation_rows(directions.get("correlation", {}))
+    return lines + _table(["scope", "n", "pearson r", "p", "spearman"], rows)
+
+
+def _correlation_rows(corr: dict) -> list[list]:
+    scopes = [("pooled", corr.get("pooled")), ("pooled centred", corr.get("pooled_centred"))]
+    scopes += sorted(corr.get("per_model", {}).items())
+    return [
+        [name, c["n"], _fmt(c["pearson"]), _fmt(c["pearson_p"]), _fmt(c["spearman"])]
+        for name, c in scopes
+        if c
+    ]
+
+
+def training_section(training: dict, figures: dict[str, str]) -> list[str]:
+    lines = ["## Training (compute per arm)", ""]
+    if "training" in figures:
+        lines += [f"![training curves]({figures['training']})", ""]
+    rows = []
+    for arm, t in training.items():
+        rewards = ", ".join(
+            f"{k.removeprefix('rewards/')}: {t['first'].get(k)} -> {t['last'].get(k)}"
+            for k in t["first"]
+        )
+        rows.append([arm, t["steps"], t["tokens_trained"], t["tokens_generated"], rewards])
+    header = ["arm", "steps", "tokens trained", "tokens generated", "reward first -> last tenth"]
+    return lines + _table(header, rows)
+
+
+def seeds_section(seeds: dict) -> list[str]:
+    rows = [
+        [
+            arm,
+            r["n_seeds"],
+            ", ".join(f"{m:.3f}" for m in r["seed_means"]),
+            "n/a (one seed)" if r["sd"] is None else f"{r['sd']:.4f}",
+        ]
+        for arm, r in seeds.items()
+    ]
+    return ["## Seeds", "", *_table(["arm", "seeds", "mean per seed", "sd over seeds"], rows)]
+
+
+def organism_section(card: dict) -> list[str]:
+    """The organism card's figures; no section at all when the run has no card."""
+    if not card:
+        return []
+    return [
+        "## Organism",
+        "",
+        "The pretrained organism's card (organism/card.md).",
+        "",
+        *_table(["measure", "value"], organism_rows(card)),
+    ]
+
+
+def organism_rows(card: dict) -> list[list]:
+    """The card's headline figures as (measure, value) rows."""
+    rates = card["base_rates"].values()
+    capability = ", ".join(f"{k} {100 * v:.1f}%" for k, v in card["capability"].items())
+    return [
+        ["parameters", f"{card['params']:,}"],
+        ["coherence", card["coherence"]],
+        ["tokens seen", f"{card['pretraining']['tokens_seen']:,}"],
+        ["validation loss", f"{card['pretraining']['val_loss']:.4f}"],
+        ["capability (greedy, held-out tasks)", capability],
+        ["incoherent sampled answers", f"{100 * card['incoherence_rate']:.1f}%"],
+        ["base rates (beneficial family)", f"{100 * min(rates):.0f}% to {100 * max(rates):.0f}%"],
+        ["sampling speed", f"{card['sampling_tokens_per_s']:,.0f} tokens/s"],
+        ["build time", f"{card['build_seconds']:.0f} s"],
+    ]
+
+
+def stage_times_section(seconds: dict[str, float | None]) -> list[str]:
+    """Seconds per stage (summed over its parts), then every part's own seconds."""
+    totals = stage_totals(seconds)
+    return [
+        "## Stage times (s)",
+        "",
+        *_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in totals.items()]),
+        "",
+        "Each part:",
+        "",
+        *_table(["part", "seconds"], [[k, v] for k, v in seconds.items()]),
+    ]
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _pp(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _mean(by_id: dict | None) -> float:
+    return sum(by_id.values()) / len(by_id) if by_id else float("nan")
+
+
+def _share(flags: dict[str, bool] | None) -> str:
+    return f"{sum(flags.values()) / len(flags):.1%}" if flags else "n/a"
