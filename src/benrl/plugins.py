@@ -9,8 +9,12 @@ embedded organism is one such plug-in (`benrl.organism.plugin`, see pyproject.to
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from benrl.errors import BenrlError
 
 GROUP = "benrl.plugins"
+T = TypeVar("T")
 _loaded = False
 
 
@@ -22,3 +26,25 @@ def load_plugins() -> None:
     _loaded = True  # set first: a plug-in's own registry lookups must not recurse
     for entry in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         entry.load()
+
+
+class Registry(Generic[T]):
+    """Named plug-in points (scenario sources, harmful data, direction pairs, ...).
+
+    `get` loads the plug-ins first and names what is known when a name is missing: a
+    forgotten registration is an error, never a silent fallback.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T) -> None:
+        self.entries[name] = entry
+
+    def get(self, name: str) -> T:
+        load_plugins()
+        if name not in self.entries:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise BenrlError(f"unknown {self.what} '{name}' (known: {known})")
+        return self.entries[name]

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from benrl.errors import BenrlError
-from benrl.plugins import load_plugins
+from benrl.plugins import Registry
 from benrl.records import Message
 
 
@@ -22,16 +21,6 @@ class ContrastPair(Protocol):
 
 
 PairSource = Callable[[int, int, str], dict[str, Sequence[ContrastPair]]]
-PAIR_SOURCES: dict[str, PairSource] = {}
-
-
-def register_pair_source(name: str, source: PairSource) -> None:
-    PAIR_SOURCES[name] = source
-
-
-def pair_source(name: str) -> PairSource:
-    load_plugins()
-    if name not in PAIR_SOURCES:
-        known = ", ".join(sorted(PAIR_SOURCES)) or "none"
-        raise BenrlError(f"no direction pair source '{name}' (known: {known})")
-    return PAIR_SOURCES[name]
+PAIR_SOURCES: Registry[PairSource] = Registry("direction pair source")
+register_pair_source = PAIR_SOURCES.register
+pair_source = PAIR_SOURCES.get

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benrl.config import ScenariosConfig
 from benrl.errors import BenrlError
-from benrl.plugins import load_plugins
+from benrl.plugins import Registry
 from benrl.records import ScenarioRecord, read_records, write_jsonl
 from benrl.run import Run
 
@@ -27,24 +27,13 @@ from benrl.run import Run
 TraitSource = Callable[[ScenariosConfig, int, str, Path], list[ScenarioRecord]]
 # (config, seed, split) -> standard-task records of the split
 TaskSource = Callable[[ScenariosConfig, int, str], list[ScenarioRecord]]
-TRAIT_SOURCES: dict[str, TraitSource] = {}
-TASK_SOURCES: dict[str, TaskSource] = {}
+TRAIT_SOURCES: Registry[TraitSource] = Registry("scenarios.backend")
+TASK_SOURCES: Registry[TaskSource] = Registry("task source")
 DEFAULT_TASK_SOURCE = "world"  # the organism's; a real model names scenarios.tasks_file
 
 
-def register_trait_source(name: str, source: TraitSource) -> None:
-    TRAIT_SOURCES[name] = source
-
-
-def register_task_source(name: str, source: TaskSource) -> None:
-    TASK_SOURCES[name] = source
-
-
-def _source(registry: dict, name: str, what: str) -> Callable:
-    load_plugins()
-    if name not in registry:
-        raise BenrlError(f"unknown {what} '{name}' (known: {', '.join(sorted(registry))})")
-    return registry[name]
+register_trait_source = TRAIT_SOURCES.register
+register_task_source = TASK_SOURCES.register
 
 
 def dedupe(records: list[ScenarioRecord]) -> list[ScenarioRecord]:
@@ -56,7 +45,7 @@ def dedupe(records: list[ScenarioRecord]) -> list[ScenarioRecord]:
 
 def build_scenarios(cfg: ScenariosConfig, seed: int, out_dir: Path) -> dict:
     """Write train/eval records and the card; returns the card's figures."""
-    traits = _source(TRAIT_SOURCES, cfg.backend, "scenarios.backend")
+    traits = TRAIT_SOURCES.get(cfg.backend)
     splits = {
         split: traits(cfg, seed, split, out_dir) + standard_tasks(cfg, split, seed)
         for split in ("train", "eval")
@@ -74,7 +63,7 @@ def build_scenarios(cfg: ScenariosConfig, seed: int, out_dir: Path) -> dict:
 def standard_tasks(cfg: ScenariosConfig, split: str, seed: int) -> list[ScenarioRecord]:
     """The registered task source's tasks, or the user's task file (records keep their split)."""
     if cfg.tasks_file is None:
-        return _source(TASK_SOURCES, DEFAULT_TASK_SOURCE, "task source")(cfg, seed, split)
+        return TASK_SOURCES.get(DEFAULT_TASK_SOURCE)(cfg, seed, split)
     records = [r for r in read_records(cfg.tasks_file) if r.split == split]
     wrong = [r.id for r in records if r.kind != "task"]
     if wrong:

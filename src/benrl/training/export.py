@@ -284,12 +284,10 @@ def export_verl(
     model_path: Path | None = None,
 ) -> ExportResult:
     """train.parquet (the arm's rows), val.parquet (eval split), benrl_reward.py, launch.sh."""
-    rows, evals = _split(records, run_cfg, arm, seed)
-    judges = arm_spec(arm).judges(run_cfg.judge)
-    options = arm_judge_options(run_cfg, judges)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prompt_tokens = prompt_token_bound(rows + evals)
-    result = ExportResult("verl", out_dir, len(rows), _traits(rows), len(evals), judges)
+    rows, evals, options, prompt_tokens, result = _prepare(
+        "verl", run_cfg, records, arm, seed, out_dir
+    )
+    judges = result.judges
     result.files.append(_write_parquet(rows, out_dir / "train.parquet"))
     if evals:
         result.files.append(_write_parquet(evals, out_dir / "val.parquet"))
@@ -310,6 +308,18 @@ def export_verl(
 
 def _traits(rows: list[ScenarioRecord]) -> int:
     return sum(r.kind == "trait" for r in rows)
+
+
+def _prepare(
+    target: str, cfg: RunConfig, records: list[ScenarioRecord], arm: str, seed: int, out_dir: Path
+) -> tuple[list[ScenarioRecord], list[ScenarioRecord], dict[str, dict], int, ExportResult]:
+    """What both exports start from: the arm's rows and eval rows, its judges' options,
+    the prompt-length bound, and the result to fill in."""
+    rows, evals = _split(records, cfg, arm, seed)
+    judges = arm_spec(arm).judges(cfg.judge)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(target, out_dir, len(rows), _traits(rows), len(evals), judges)
+    return rows, evals, arm_judge_options(cfg, judges), prompt_token_bound(rows + evals), result
 
 
 def _readme_common(cfg: RunConfig, arm: str, seed: int, result: ExportResult, options: dict) -> str:
@@ -435,12 +445,10 @@ def export_openrlhf(
     model_path: Path | None = None,
 ) -> ExportResult:
     """prompts.jsonl, eval.jsonl, reward_func.py, reward_server.py, launch.sh, README.txt."""
-    rows, evals = _split(records, run_cfg, arm, seed)
-    judges = arm_spec(arm).judges(run_cfg.judge)
-    options = arm_judge_options(run_cfg, judges)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prompt_tokens = prompt_token_bound(rows + evals)
-    result = ExportResult("openrlhf", out_dir, len(rows), _traits(rows), len(evals), judges)
+    rows, evals, options, prompt_tokens, result = _prepare(
+        "openrlhf", run_cfg, records, arm, seed, out_dir
+    )
+    judges = result.judges
     write_jsonl(out_dir / "prompts.jsonl", [openrlhf_row(r) for r in rows])
     result.files.append(out_dir / "prompts.jsonl")
     if evals:

@@ -28,23 +28,13 @@ from pathlib import Path
 
 from benrl.config import StressConfig
 from benrl.errors import BenrlError
-from benrl.plugins import load_plugins
+from benrl.plugins import Registry
 
 # (seed, count) -> conversational prompt/completion rows of harmful advice
 HarmfulData = Callable[[int, int], list[dict]]
-HARMFUL_DATA: dict[str, HarmfulData] = {}
-
-
-def register_harmful_data(name: str, source: HarmfulData) -> None:
-    HARMFUL_DATA[name] = source
-
-
-def harmful_data(name: str) -> HarmfulData:
-    load_plugins()
-    if name not in HARMFUL_DATA:
-        known = ", ".join(sorted(HARMFUL_DATA)) or "none"
-        raise BenrlError(f"no harmful fine-tuning data source '{name}' (known: {known})")
-    return HARMFUL_DATA[name]
+HARMFUL_DATA: Registry[HarmfulData] = Registry("harmful fine-tuning data source")
+register_harmful_data = HARMFUL_DATA.register
+harmful_data = HARMFUL_DATA.get
 
 
 def dose_dir(out_dir: Path, dose: int) -> Path:
