@@ -59,17 +59,23 @@ def user_errors(fn: Callable) -> Callable:
         except BenrlError as e:
             console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as e:  # read-only folder, a file where a folder should be, disk full
+            where = f" {e.filename}" if e.filename else ""
+            console.print(
+                f"[red]error:[/red]{where}: {e.strerror or e}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
 
     return wrapper
 
 
 def load_config(path: Path) -> RunConfig:
-    """The validated config, its judge and eval names checked against the registries."""
-    from benrl.checks import check_names
+    """The validated config, checked against the registries, its files and the environment."""
+    from benrl.checks import check_config
     from benrl.config import load_config as read_config
 
     cfg = read_config(path)
-    check_names(cfg, str(path))
+    check_config(cfg, str(path))
     return cfg
 
 
@@ -87,11 +93,21 @@ def run(
     out: OutOpt = None,
     force: Annotated[list[str] | None, typer.Option(help="redo this stage (repeatable)")] = None,
     only: Annotated[list[str] | None, typer.Option(help="run only this stage (repeatable)")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="check the config and endpoints, run nothing")
+    ] = False,
 ) -> None:
     """Run every stage: scenarios, organism, train, eval, stress, directions, report.
 
     A killed run resumes where it stopped; finished stages are reused.
     """
+    if check:
+        from benrl.checks import check_endpoints
+
+        cfg = load_config(config)
+        check_endpoints(cfg)
+        print(f"{config}: ok (names, options, files, API-key variables and endpoints checked)")
+        return
     report = _run(config, out, set(only or ()), set(force or ()))
     results = report.parent / "results.json"
     if results.exists():

@@ -21,7 +21,7 @@ from pathlib import Path
 from benrl.config import JudgeConfig, TrainConfig
 from benrl.errors import BenrlError
 from benrl.models import model_id, seed_of
-from benrl.records import ScenarioRecord, read_records
+from benrl.records import ScenarioRecord, read_jsonl, read_records
 from benrl.run import Run, console
 from benrl.training.arms import arm_spec, batch_composition, build_mixture
 
@@ -201,7 +201,7 @@ def truncate_log(log_path: Path, step: int) -> None:
 
 def summarize_log(log_path: Path, cfg: TrainConfig) -> dict:
     """Tokens processed and the first/last rewards, for the manifest and the report."""
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(log_path)
     if not rows:
         raise BenrlError(f"{log_path}: training wrote no log lines")
     completions = cfg.prompts_per_step * cfg.generations
