@@ -155,9 +155,8 @@ def test_second_writer_is_refused_naming_folder_and_pid(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(BenrlError) as caught:
-            with run_lock(tmp_path):
-                pass
+        with pytest.raises(BenrlError) as caught, run_lock(tmp_path):
+            pass
         assert str(tmp_path) in str(caught.value) and f"pid {holder.pid}" in str(caught.value)
     finally:
         holder.kill()
