@@ -216,7 +216,7 @@ def grade_openrlhf(
     queries: Sequence[str],
     prompts: Sequence[str],
     records: Sequence[ScenarioRecord],
-    grader: JudgeCache,
+    grader: Callable[[ScenarioRecord, str], JudgeResult],
 ) -> list[JudgeResult]:
     """Grade a batch of OpenRLHF queries; a query that does not extend its prompt fails."""
     if not len(queries) == len(prompts) == len(records):
