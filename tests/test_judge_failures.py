@@ -138,3 +138,22 @@ def test_failure_counts_reach_results_and_the_report(tmp_path: Path) -> None:
     assert "stress sections are left out" in text
     clean = "\n".join(failures_section({"pre": {"honesty": {"failed": 0, "n": 9}}}, {}))
     assert "No judge verdict failed" in clean
+
+
+def test_training_reward_stops_once_failures_pass_the_limit(stub: StubServer) -> None:
+    from benrl.training.rewards import MIN_VERDICTS, make_trl_reward_funcs
+
+    stub.respond = lambda body: error(400) if "FAIL" in json.dumps(body) else ok(GOOD)
+    records = {r.id: r for r in (record(i) for i in range(4))}
+    ids = list(records)
+    endpoint = {"base_url": stub.url, "model": "g", "mode": "whole_rubric", "max_retries": 0}
+    (reward,) = make_trl_reward_funcs(records, {"trait": "openai"}, {"openai": endpoint}, 0.05)
+    bad = [[{"role": "assistant", "content": "FAIL"}]] * len(ids)
+    good = [[{"role": "assistant", "content": "fine"}]] * len(ids)
+    # below MIN_VERDICTS a failed batch is only counted: None rewards, training goes on
+    assert reward(prompts=ids, completions=bad, record_id=ids) == [None] * 4
+    for _ in range(MIN_VERDICTS // len(ids) - 2):
+        assert None not in reward(prompts=ids, completions=good, record_id=ids)
+    assert reward.counts == {"failed": 4, "ok": MIN_VERDICTS - 8}
+    with pytest.raises(BenrlError, match=r"judge 'openai' failed on 4 of 32 .*http_400"):
+        reward(prompts=ids, completions=good, record_id=ids)

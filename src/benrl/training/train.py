@@ -165,6 +165,9 @@ def train_arm(
     resume = checkpoints.exists() and any(checkpoints.glob("checkpoint-*"))
     truncate_log(out_dir / "log.jsonl", last_checkpoint_step(checkpoints) if resume else 0)
     model, tokenizer = load_model(base_model)
+    reward_funcs = make_trl_reward_funcs(
+        by_id, judges, judge_cfg.options, max_failure_rate=judge_cfg.max_failure_rate
+    )
     torch.manual_seed(seed)
     args = GRPOConfig(**grpo_args(cfg, seed, checkpoints, use_cpu=not torch.cuda.is_available()))
     trainer = GRPOTrainer(
@@ -172,18 +175,24 @@ def train_arm(
         args=args,
         processing_class=tokenizer,
         train_dataset=_dataset(rows),
-        reward_funcs=make_trl_reward_funcs(by_id, judges, judge_options=judge_cfg.options),
+        reward_funcs=reward_funcs,
         callbacks=[_log_callback(out_dir / "log.jsonl")],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(_progress_callback(f"GRPO {arm} seed {seed}", cfg.steps))
     if snapshots:
         trainer.add_callback(_snapshot_callback(out_dir / "snapshots", snapshots))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    except BenrlError as e:  # a reward function's judge failed too often: name the arm
+        raise BenrlError(f"training {arm} seed {seed}: {e}") from None
     trainer.save_model(str(out_dir / "model"))
     tokenizer.save_pretrained(str(out_dir / "model"))
     shutil.rmtree(checkpoints, ignore_errors=True)
-    return summarize_log(out_dir / "log.jsonl", cfg)
+    summary = summarize_log(out_dir / "log.jsonl", cfg)
+    # verdict counts per reward function (a resumed run counts its steps since the resume)
+    summary["judge_verdicts"] = {f.kind: dict(f.counts) for f in reward_funcs}
+    return summary
 
 
 def last_checkpoint_step(checkpoints: Path) -> int:
