@@ -136,3 +136,13 @@ def test_file_where_a_stage_folder_should_be_is_one_line(tmp_path: Path) -> None
     result = cli("run", "--config", str(config), "--out", str(out), "--only", "scenarios")
     assert result.exit_code == 2 and str(out / "scenarios") in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_scenario_writer_endpoint_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "scenarios:\n  backend: llm\n  llm: {base_url: 'http://127.0.0.1:9/v1', model: w, "
+        "max_retries: 0, timeout_s: 2}\n"
+    )
+    with pytest.raises(BenrlError, match=r"key 'scenarios\.llm'.*model 'w'.*connection"):
+        check_endpoints(load_config(path))

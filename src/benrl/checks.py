@@ -17,6 +17,7 @@ from pathlib import Path
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import eval_names
+from benrl.judging.llm_client import Failure, LLMClient, LLMEndpointConfig
 from benrl.judging.registry import get_judge, known_judges
 
 
@@ -144,9 +145,24 @@ def _check_judges(cfg: RunConfig) -> None:
 
 
 def check_endpoints(cfg: RunConfig) -> None:
-    """One test request to every model endpoint a used judge talks to (judges with `preflight`)."""
+    """One test request to every model endpoint the run talks to: the scenario writer's
+    (backend llm) and each used judge's (judges with a `preflight` method)."""
+    if cfg.scenarios.backend == "llm":
+        ping_endpoint(LLMEndpointConfig.model_validate(cfg.scenarios.llm), "scenarios.llm")
     for name in used_judges(cfg):
         judge = get_judge(name, **cfg.judge.options.get(name, {}))
         preflight = getattr(judge, "preflight", None)
         if preflight is not None:
             preflight()
+
+
+def ping_endpoint(endpoint: LLMEndpointConfig, key: str) -> None:
+    try:
+        answer = LLMClient(endpoint).complete_many([[{"role": "user", "content": "Reply: ok"}]])
+    except BenrlError as e:  # an unset API-key variable
+        raise BenrlError(f"key '{key}': {e}") from None
+    if isinstance(answer[0], Failure):
+        raise BenrlError(
+            f"key '{key}': the test request to model '{endpoint.model}' at {endpoint.base_url} "
+            f"failed: {answer[0].kind}: {answer[0].reason}"
+        )

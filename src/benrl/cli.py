@@ -135,13 +135,15 @@ def organism_build(
     """Build (or resume building) the organism and print its card."""
     from benrl.organism.stage import build_stage
     from benrl.run import Run
+    from benrl.runfolder import run_lock
 
     cfg = load_config(config)
     organism = cfg.organism.model_copy(update={} if coherence is None else {"coherence": coherence})
     organism = type(organism).model_validate(organism.model_dump())  # re-check the range
     cfg = cfg.model_copy(update={"organism": organism, "seed": cfg.seed if seed is None else seed})
     folder = out or Path("runs") / cfg.name / "organism"
-    folder = build_stage(Run(cfg, folder.parent), folder.name)
+    with run_lock(folder.parent):
+        folder = build_stage(Run(cfg, folder.parent), folder.name)
     print((folder / "card.md").read_text())
 
 
@@ -157,6 +159,7 @@ def organism_controls(
     from benrl.organism.controls import run_controls
     from benrl.organism.probes import PROBES
     from benrl.organism.world import DOMAIN_BY_NAME
+    from benrl.runfolder import run_lock
 
     if probe not in PROBES or domain not in DOMAIN_BY_NAME:
         raise BenrlError(
@@ -165,7 +168,8 @@ def organism_controls(
         )
     cfg = load_config(config)
     folder = out or Path("runs") / cfg.name / "controls"
-    run_controls(cfg, folder, probe, domain)
+    with run_lock(folder):
+        run_controls(cfg, folder, probe, domain)
     print((folder / "controls.md").read_text())
 
 
@@ -215,6 +219,7 @@ def eval_aa(
     from benrl.evaluation.runner import RunnerOptions, select_items
     from benrl.records import read_records
     from benrl.run import Run
+    from benrl.runfolder import run_lock
 
     cfg = load_config(config)
     run = Run(cfg, out or Path("runs") / cfg.name)
@@ -231,7 +236,8 @@ def eval_aa(
         cfg.eval.batch_size,
         cfg.seed,
     )
-    result = run_aa(scores, repetitions, cfg.eval.alpha, cfg.seed, run.dir / "aa.json")
+    with run_lock(run.dir):
+        result = run_aa(scores, repetitions, cfg.eval.alpha, cfg.seed, run.dir / "aa.json")
     print(
         f"A/A ({model}, {result['n_evals']} evals x {items} items, {samples} samples): "
         f"{result['flagged']} of {repetitions} repetitions flagged an eval at FDR "
@@ -292,11 +298,15 @@ def export(
     out: Annotated[Path | None, typer.Option(help="export folder")] = None,
 ) -> None:
     """Export an arm's data, reward module and launch command for verl or OpenRLHF."""
+    from benrl.runfolder import run_lock
     from benrl.training.export import export_cli
 
     cfg = load_config(config)
     run_dir = run_dir or Path("runs") / cfg.name
-    result = export_cli(target, run_dir, cfg, arm, seed, out or run_dir / "export" / target / arm)
+    with run_lock(run_dir):
+        result = export_cli(
+            target, run_dir, cfg, arm, seed, out or run_dir / "export" / target / arm
+        )
     print(result.out_dir)
 
 

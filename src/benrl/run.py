@@ -18,7 +18,8 @@ from benrl.config import RunConfig
 from benrl.runfolder import Stage, hash_json
 
 STAGES = ("scenarios", "organism", "train", "eval", "stress", "directions", "report")
-GRADING_GROUPS = ("train", "eval", "stress")  # stage groups that call judges
+# stage groups that call a model endpoint (the llm scenario writer, judges)
+ENDPOINT_GROUPS = ("scenarios", "train", "eval", "stress")
 console = Console(stderr=True)
 
 
@@ -52,7 +53,7 @@ class Run:
         if self._reusable(stage, group):
             console.print(f"[dim]skip {stage.name}: complete, hashes match[/dim]")
             return False
-        if group in GRADING_GROUPS:
+        if group in ENDPOINT_GROUPS:
             self.check_endpoints()
         return True
 
