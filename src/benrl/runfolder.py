@@ -123,9 +123,11 @@ class Stage:
     def input_hashes(self) -> dict[str, str]:
         missing = [name for name, path in self.inputs.items() if not path.exists()]
         if missing:
+            paths = ", ".join(str(self.inputs[name]) for name in missing)
             raise BenrlError(
-                f"stage '{self.name}' needs {', '.join(missing)} in {self.run_dir}: "
-                "run the earlier stages first (benrl run)"
+                f"stage '{self.name}' needs {', '.join(missing)} ({paths}): run the earlier "
+                "stages first (benrl run; a stage whose output was deleted reruns by itself, "
+                "or with --force STAGE)"
             )
         return {name: hash_path(path) for name, path in sorted(self.inputs.items())}
 
