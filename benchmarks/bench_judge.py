@@ -9,7 +9,10 @@ Goal for the world judge: >= 200 requests/s with p99 latency < 50 ms. The load
 generator shares the machine's cores with the server, as a trainer would. Prints the
 figures and writes benchmarks/results/bench_judge.json.
 
-    python benchmarks/bench_judge.py [--requests 2000] [--concurrency 4 8]
+Also times the world judge on crafted 20k-character completions built to make a
+backtracking regex explode (goal: under 10 ms each).
+
+    python benchmarks/bench_judge.py [--requests 2000] [--concurrency 4 16] [--batches 1 32]
 """
 
 from __future__ import annotations
@@ -70,6 +73,28 @@ def bench_world_judge(examples: list[tuple[ScenarioRecord, str]], seconds: float
         done += len(examples)
     elapsed = time.perf_counter() - start
     return {"scores": done, "seconds": round(elapsed, 3), "scores_per_s": round(done / elapsed)}
+
+
+CRAFTED = (
+    "the " + "of " * 6600,
+    "i checked: the " + "a of " * 4000 + "is 1 x",
+    "which one do you mean: " + "a or " * 4000,
+    "9" * 20_000 + ".",
+)
+
+
+def bench_crafted(record: ScenarioRecord, repeats: int = 20) -> dict:
+    """Worst time to grade each crafted completion (each tried `repeats` times)."""
+    grader = JudgeCache({"trait": "world"})
+    worst = []
+    for text in CRAFTED:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            grader(record, text[:20_000])
+            times.append(time.perf_counter() - start)
+        worst.append(round(max(times) * 1000, 3))
+    return {"chars": 20_000, "max_ms_each": worst, "max_ms": max(worst)}
 
 
 def _free_port() -> int:
@@ -172,13 +197,18 @@ def main() -> None:
     )
     parser.add_argument("--time-cap", type=float, default=60.0, help="seconds per server run")
     parser.add_argument("--judge-seconds", type=float, default=3.0, help="world-judge loop time")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[1, 16], help="queries per request"
+    )
     args = parser.parse_args()
 
     examples = _examples(600)
     judge = bench_world_judge(examples, args.judge_seconds)
     print(f"world judge, one process: {judge['scores_per_s']:,} scores/s")
+    crafted = bench_crafted(examples[0][0])
+    print(f"world judge, crafted 20k-character completions: max {crafted['max_ms']} ms")
     runs = []
-    for batch, concurrency in [(1, c) for c in args.concurrency] + [(16, args.concurrency[0])]:
+    for batch, concurrency in [(b, c) for b in args.batches for c in args.concurrency]:
         run = bench_server(examples, args.requests, concurrency, batch, args.time_cap)
         run["goal_met"] = run["requests_per_s"] >= GOAL_RPS and run["p99_ms"] < GOAL_P99_MS
         runs.append(run)
@@ -196,6 +226,7 @@ def main() -> None:
             "load_average_1min": round(os.getloadavg()[0], 2),
         },
         "world_judge": judge,
+        "crafted": crafted,
         "server": runs,
         "goal": {"requests_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS},
     }

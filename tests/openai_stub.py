@@ -28,6 +28,11 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as the whole body (with a JSON content type) instead
+
+
+def raw(body: bytes) -> Reply:
+    return Reply(raw=body)
 
 
 def ok(text: str) -> Reply:
@@ -99,10 +104,15 @@ class StubServer:
                     msg = {"error": {"message": f"stub error {reply.status}", "type": "stub"}}
                     self._send(reply.status, msg, reply.headers)
                     return
+                if reply.raw is not None:
+                    self._send(200, reply.raw, reply.headers)
+                    return
                 self._send(200, _chat_response(body, reply.text), reply.headers)
 
-            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
+            def _send(
+                self, status: int, payload: dict | bytes, headers: dict | None = None
+            ) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

@@ -134,3 +134,64 @@ def test_bad_input_exits_2_and_keeps_finished_work(smoke_run, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "run the earlier stages first" in err
     shutil.rmtree(fresh, ignore_errors=True)
+
+
+def test_report_counts_judge_failures(smoke_run):
+    results = json.loads((smoke_run / "report" / "results.json").read_text())
+    assert set(results["judge_failures"]) == set(results["models"])
+    counts = results["judge_failures"]["pre"]
+    assert counts and all(c["failed"] == 0 and c["n"] > 0 for c in counts.values())
+    assert "## Judge failures" in (smoke_run / "report" / "report.md").read_text()
+    eval_manifest = manifest(smoke_run / "evals" / "pre")
+    assert set(eval_manifest["judge_failed"]) == set(counts)
+    assert "summary.json" in eval_manifest["outputs"]
+
+
+def test_disabled_stages_leave_no_stale_sections(smoke_run, tmp_path):
+    from benrl.config import load_config
+    from benrl.models import expand
+    from benrl.report.build import write_report
+
+    before = (smoke_run / "report" / "report.md").read_text()
+    assert "## Persistence: persona prompts" in before and "## Inside the model" in before
+    cfg = load_config(SMOKE)
+    cfg = cfg.model_copy(
+        update={
+            "stress": cfg.stress.model_copy(update={"enabled": False}),
+            "directions": cfg.directions.model_copy(update={"enabled": False}),
+        }
+    )
+    write_report(smoke_run, cfg, expand(cfg.eval.models, cfg.train.seeds), tmp_path)
+    after = (tmp_path / "report.md").read_text()
+    assert "## Persistence" not in after and "## Inside the model" not in after
+    assert "The stress sections are left out: stress.enabled is false" in after
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["stress"] == {} and results["directions"] == {}
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from benrl.runfolder import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_second_benrl_run_on_a_folder_is_refused(smoke_run):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(smoke_run)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = benrl("run", "--config", str(SMOKE), "--out", str(smoke_run))
+        _, err = proc.communicate(timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2 and f"pid {holder.pid}" in err and str(smoke_run) in err
+    assert "Traceback" not in err

@@ -59,17 +59,23 @@ def user_errors(fn: Callable) -> Callable:
         except BenrlError as e:
             console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as e:  # read-only folder, a file where a folder should be, disk full
+            where = f" {e.filename}" if e.filename else ""
+            console.print(
+                f"[red]error:[/red]{where}: {e.strerror or e}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
 
     return wrapper
 
 
 def load_config(path: Path) -> RunConfig:
-    """The validated config, its judge and eval names checked against the registries."""
-    from benrl.checks import check_names
+    """The validated config, checked against the registries, its files and the environment."""
+    from benrl.checks import check_config
     from benrl.config import load_config as read_config
 
     cfg = read_config(path)
-    check_names(cfg, str(path))
+    check_config(cfg, str(path))
     return cfg
 
 
@@ -87,11 +93,21 @@ def run(
     out: OutOpt = None,
     force: Annotated[list[str] | None, typer.Option(help="redo this stage (repeatable)")] = None,
     only: Annotated[list[str] | None, typer.Option(help="run only this stage (repeatable)")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="check the config and endpoints, run nothing")
+    ] = False,
 ) -> None:
     """Run every stage: scenarios, organism, train, eval, stress, directions, report.
 
     A killed run resumes where it stopped; finished stages are reused.
     """
+    if check:
+        from benrl.checks import check_endpoints
+
+        cfg = load_config(config)
+        check_endpoints(cfg)
+        print(f"{config}: ok (names, options, files, API-key variables and endpoints checked)")
+        return
     report = _run(config, out, set(only or ()), set(force or ()))
     results = report.parent / "results.json"
     if results.exists():
@@ -119,13 +135,15 @@ def organism_build(
     """Build (or resume building) the organism and print its card."""
     from benrl.organism.stage import build_stage
     from benrl.run import Run
+    from benrl.runfolder import run_lock
 
     cfg = load_config(config)
     organism = cfg.organism.model_copy(update={} if coherence is None else {"coherence": coherence})
     organism = type(organism).model_validate(organism.model_dump())  # re-check the range
     cfg = cfg.model_copy(update={"organism": organism, "seed": cfg.seed if seed is None else seed})
     folder = out or Path("runs") / cfg.name / "organism"
-    folder = build_stage(Run(cfg, folder.parent), folder.name)
+    with run_lock(folder.parent):
+        folder = build_stage(Run(cfg, folder.parent), folder.name)
     print((folder / "card.md").read_text())
 
 
@@ -141,6 +159,7 @@ def organism_controls(
     from benrl.organism.controls import run_controls
     from benrl.organism.probes import PROBES
     from benrl.organism.world import DOMAIN_BY_NAME
+    from benrl.runfolder import run_lock
 
     if probe not in PROBES or domain not in DOMAIN_BY_NAME:
         raise BenrlError(
@@ -149,7 +168,8 @@ def organism_controls(
         )
     cfg = load_config(config)
     folder = out or Path("runs") / cfg.name / "controls"
-    run_controls(cfg, folder, probe, domain)
+    with run_lock(folder):
+        run_controls(cfg, folder, probe, domain)
     print((folder / "controls.md").read_text())
 
 
@@ -199,6 +219,7 @@ def eval_aa(
     from benrl.evaluation.runner import RunnerOptions, select_items
     from benrl.records import read_records
     from benrl.run import Run
+    from benrl.runfolder import run_lock
 
     cfg = load_config(config)
     run = Run(cfg, out or Path("runs") / cfg.name)
@@ -215,7 +236,8 @@ def eval_aa(
         cfg.eval.batch_size,
         cfg.seed,
     )
-    result = run_aa(scores, repetitions, cfg.eval.alpha, cfg.seed, run.dir / "aa.json")
+    with run_lock(run.dir):
+        result = run_aa(scores, repetitions, cfg.eval.alpha, cfg.seed, run.dir / "aa.json")
     print(
         f"A/A ({model}, {result['n_evals']} evals x {items} items, {samples} samples): "
         f"{result['flagged']} of {repetitions} repetitions flagged an eval at FDR "
@@ -276,11 +298,15 @@ def export(
     out: Annotated[Path | None, typer.Option(help="export folder")] = None,
 ) -> None:
     """Export an arm's data, reward module and launch command for verl or OpenRLHF."""
+    from benrl.runfolder import run_lock
     from benrl.training.export import export_cli
 
     cfg = load_config(config)
     run_dir = run_dir or Path("runs") / cfg.name
-    result = export_cli(target, run_dir, cfg, arm, seed, out or run_dir / "export" / target / arm)
+    with run_lock(run_dir):
+        result = export_cli(
+            target, run_dir, cfg, arm, seed, out or run_dir / "export" / target / arm
+        )
     print(result.out_dir)
 
 

@@ -267,6 +267,13 @@ class JudgeConfig(Section):
     )
     task: str = Field("verifiable", description="judge of standard tasks' answers")
     generic: str = Field("generic", description="reward of the `generic` control arm")
+    max_failure_rate: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="largest share of failed verdicts (transport or parse failures) an "
+        "eval may have before its stage fails; failures are counted and reported either way",
+    )
     options: dict[str, dict] = Field(
         default_factory=dict,
         description="constructor options per judge name, e.g. openai: {base_url, model, "
@@ -297,14 +304,45 @@ class RunConfig(Section):
         )
 
 
-def load_config(path: Path) -> RunConfig:
-    """Read and validate a YAML config; errors name the file and the key."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error
+    (plain YAML keeps the last one silently, so half of an edit would be ignored)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file's content; a missing or unreadable file, bad YAML or a duplicate key is
+    a BenrlError naming the file (and the line, for YAML errors)."""
     if not path.exists():
         raise BenrlError(f"config file {path} not found")
+    if not path.is_file():
+        raise BenrlError(f"config path {path} is not a file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        # a SafeLoader subclass: builds plain data only, never arbitrary objects
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise BenrlError(f"{path}: not valid YAML ({e})") from e
+        raise BenrlError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
+    except UnicodeDecodeError as e:
+        raise BenrlError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise BenrlError(f"config file {path}: cannot read it ({e.strerror})") from e
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read and validate a YAML config; errors name the file and the key."""
+    raw = read_yaml(path)
+    if raw is None:
+        raise BenrlError(f"{path}: the config is empty (write at least `name: <run name>`)")
     if not isinstance(raw, dict):
         raise BenrlError(f"{path}: top level must be a mapping of keys to values")
     try:

@@ -15,10 +15,11 @@ import importlib
 import time
 from pathlib import Path
 
+from benrl.checks import check_config, check_endpoints
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.run import STAGES, Run, console
-from benrl.runfolder import check_writable
+from benrl.runfolder import run_lock
 
 STAGE_MODULES = {
     "scenarios": "benrl.data.scenarios",
@@ -39,16 +40,19 @@ def run_pipeline(
     unknown = (set(force or ()) | set(only or ())) - set(STAGES)
     if unknown:
         raise BenrlError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
-    check_writable(run_dir)
-    missing_arms = [m for m in cfg.eval.models if m != "pre" and m not in cfg.train.arms]
-    if missing_arms:
-        raise BenrlError(f"eval.models names {missing_arms}, which train.arms does not train")
-    run = Run(cfg, run_dir, frozenset(force or ()))
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    check_config(cfg)  # every name, option, range and file, before any stage runs
+    with run_lock(run_dir):
+        run = Run(cfg, run_dir, frozenset(force or ()), lambda: check_endpoints(cfg))
+        _run_stages(run, only)
+    return run_dir / "report" / "report.html"
+
+
+def _run_stages(run: Run, only: set[str] | None) -> None:
+    """Every stage in order (or those in `only`), under the caller's run-folder lock."""
+    (run.dir / "config.json").write_text(run.cfg.model_dump_json(indent=2))
     for name in STAGES:
         if only and name not in only:
             continue
         started = time.time()
         importlib.import_module(STAGE_MODULES[name]).run_stage(run)
         console.print(f"[green]{name}[/green] done in {time.time() - started:.1f}s")
-    return run_dir / "report" / "report.html"

@@ -112,18 +112,34 @@ def write_jsonl(path: Path, rows: list[BaseModel] | list[dict]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
+    """The rows of a JSONL file; a bad line (cut by a kill, edited) is a BenrlError naming it."""
+    if not path.is_file():
         raise BenrlError(f"{path}: file not found")
     rows = []
-    with path.open() as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise BenrlError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
+    try:
+        with path.open(encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise BenrlError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
+    except UnicodeDecodeError as e:
+        raise BenrlError(f"{path}: not UTF-8 text (byte {e.start})") from e
     return rows
+
+
+def read_json(path: Path) -> dict | list:
+    """One JSON document; unreadable is a BenrlError naming the file and line."""
+    if not path.is_file():
+        raise BenrlError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise BenrlError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    except UnicodeDecodeError as e:
+        raise BenrlError(f"{path}: not UTF-8 text (byte {e.start})") from e
 
 
 def read_records(path: Path) -> list[ScenarioRecord]:

@@ -7,6 +7,7 @@ values, input files) for the run-folder manifests (`runfolder.Stage`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from benrl.config import RunConfig
 from benrl.runfolder import Stage, hash_json
 
 STAGES = ("scenarios", "organism", "train", "eval", "stress", "directions", "report")
+# stage groups that call a model endpoint (the llm scenario writer, judges)
+ENDPOINT_GROUPS = ("scenarios", "train", "eval", "stress")
 console = Console(stderr=True)
 
 
@@ -25,6 +28,14 @@ class Run:
     cfg: RunConfig
     dir: Path
     force: frozenset[str] = frozenset()
+    # one test request per judge endpoint (checks.check_endpoints), set by the pipeline and
+    # called once, before the first stage that grades
+    preflight: Callable[[], None] | None = None
+
+    def check_endpoints(self) -> None:
+        if self.preflight is not None:
+            self.preflight()
+            self.preflight = None
 
     def stage(
         self,
@@ -39,12 +50,21 @@ class Run:
 
     def should_run(self, stage: Stage, group: str) -> bool:
         stage.input_hashes()  # fails with a clear message if an earlier stage is missing
-        if group in self.force or stage.name in self.force:
-            return True
-        if stage.is_complete():
+        if self._reusable(stage, group):
             console.print(f"[dim]skip {stage.name}: complete, hashes match[/dim]")
             return False
+        if group in ENDPOINT_GROUPS:
+            self.check_endpoints()
         return True
+
+    def _reusable(self, stage: Stage, group: str) -> bool:
+        if group in self.force or stage.name in self.force or not stage.matches():
+            return False
+        changed = stage.changed_outputs()
+        if changed:
+            warning = f"[yellow]warning:[/yellow] rerun {stage.name}: {changed}"
+            console.print(warning, soft_wrap=True, highlight=False)
+        return changed is None
 
     # --- where things are ------------------------------------------------------------
     @property

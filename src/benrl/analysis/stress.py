@@ -46,7 +46,13 @@ from benrl.data.personas import (
 )
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import eval_names, registered_evals
-from benrl.evaluation.runner import RunnerOptions, load_scores, run_evals, select_items
+from benrl.evaluation.runner import (
+    RunnerOptions,
+    check_failures,
+    load_scores,
+    run_evals,
+    select_items,
+)
 from benrl.evaluation.stats import bootstrap_ci, standard_error
 from benrl.records import ScenarioRecord, read_records
 from benrl.run import Run, console
@@ -330,11 +336,14 @@ def _persona_stage(run: Run, name: str, prompt: str, model_id: str, items: Items
         return
     prompted = {n: [apply_persona(r, prompt) for r in rs] for n, rs in items().items()}
     console.print(f"persona [bold]{name}[/bold] on {model_id}")
+    options = RunnerOptions.from_config(run.cfg)
+    judges = options.judges()
     with stage.running() as extra:
-        summary = run_evals(
-            run.model_dir(model_id), prompted, stage.dir, RunnerOptions.from_config(run.cfg)
-        )
+        summary = run_evals(run.model_dir(model_id), prompted, stage.dir, options, judges)
         extra["evals"] = len(summary)
+        extra["judge_failed"] = {n: s.failed for n, s in summary.items()}
+        where = f"{model_id} under persona {name}"
+        check_failures(stage.dir, summary, run.cfg.judge.max_failure_rate, where, judges)
 
 
 def _finetune_stage(run: Run, doses: list[int], model_id: str, items: Items) -> None:

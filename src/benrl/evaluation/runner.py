@@ -19,7 +19,7 @@ from benrl.errors import BenrlError
 from benrl.evaluation.registry import eval_names, registered_evals
 from benrl.evaluation.stats import standard_error
 from benrl.judging.registry import JudgeCache
-from benrl.records import ScenarioRecord, read_records, write_jsonl
+from benrl.records import ScenarioRecord, read_json, read_jsonl, read_records, write_jsonl
 from benrl.run import Run, console
 
 if TYPE_CHECKING:
@@ -157,18 +157,51 @@ def load_scores(eval_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, 
     summary = eval_dir / "summary.json"
     if not summary.exists():
         raise BenrlError(f"{eval_dir}: no summary.json; run the eval stage first")
-    for name in sorted(json.loads(summary.read_text())):
+    for name in sorted(read_json(summary)):
         path = eval_dir / f"{name}.jsonl"
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = read_jsonl(path)
         scored: dict[str, list[float]] = {}
         refused: dict[str, list[bool]] = {}
-        for r in rows:
+        for line_no, r in enumerate(rows, 1):
+            if not isinstance(r, dict) or "id" not in r or "score" not in r:
+                raise BenrlError(f"{path}: row {line_no} is not a scored sample (id, score)")
             refused.setdefault(r["id"], []).append(bool(r.get("refusal")))
             if r["score"] is not None:
                 scored.setdefault(r["id"], []).append(r["score"])
         scores[path.stem] = {rid: sum(v) / len(v) for rid, v in scored.items()}
         refusals[path.stem] = {rid: 2 * sum(v) >= len(v) for rid, v in refused.items()}
     return scores, refusals
+
+
+def failure_counts(eval_dir: Path) -> dict[str, dict[str, int]]:
+    """Per eval of a model's folder: failed verdicts and answers, from its summary.json."""
+    summary = read_json(eval_dir / "summary.json")
+    return {name: {"failed": s["failed"], "n": s["n"]} for name, s in sorted(summary.items())}
+
+
+def check_failures(
+    out_dir: Path,
+    summary: dict[str, EvalSummary],
+    max_rate: float,
+    model_id: str,
+    judges: JudgeCache,
+) -> None:
+    """Fail the stage when an eval has more failed verdicts than `judge.max_failure_rate`.
+
+    The message names the eval, the share and the judge's last error (from the samples).
+    """
+    for name, s in sorted(summary.items()):
+        if s.n == 0 or s.failed / s.n <= max_rate:
+            continue
+        rows = read_jsonl(out_dir / f"{name}.jsonl")
+        reasons = [r.get("reason") for r in rows if r.get("status") == "failed"]
+        last = next((r for r in reversed(reasons) if r), "no reason recorded")
+        share = "every one of its" if s.failed == s.n else f"{s.failed} of {s.n}"
+        judge = judges.judge_by_kind.get(registered_evals()[name].judge, "?")
+        raise BenrlError(
+            f"eval '{name}' on {model_id}: judge '{judge}' failed on {share} verdicts "
+            f"(judge.max_failure_rate {max_rate:.0%}); last error: {last}"
+        )
 
 
 def run_stage(run: Run) -> None:
@@ -194,3 +227,5 @@ def run_stage(run: Run) -> None:
         with stage.running() as extra:
             summary = run_evals(model_dir, items, stage.dir, options, judges)
             extra["evals"] = len(summary)
+            extra["judge_failed"] = {name: s.failed for name, s in summary.items()}
+            check_failures(stage.dir, summary, run.cfg.judge.max_failure_rate, model_id, judges)

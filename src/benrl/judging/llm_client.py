@@ -62,7 +62,9 @@ class LLMEndpointConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     base_url: str = Field(
-        "http://127.0.0.1:8000/v1", description="endpoint root, ending in /v1 (vLLM's default)"
+        "http://127.0.0.1:8000/v1",
+        pattern=r"^https?://\S+$",
+        description="endpoint root, ending in /v1 (vLLM's default)",
     )
     model: str = Field(description="model name as the server knows it")
     api_key_env: str = Field(
@@ -304,6 +306,12 @@ class LLMSession:
                     f"http_{err.status_code}", f"{cfg.base_url} answered HTTP {err.status_code}"
                 ) from err
             raise
+        except (openai.OpenAIError, ValueError, TypeError) as err:
+            # e.g. a 200 whose body is not JSON (JSONDecodeError): the server spoke, wrongly
+            raise _BadResponse(
+                f"{cfg.base_url} answered with a body that is not a chat completion "
+                f"({type(err).__name__}: {str(err)[:120]})"
+            ) from err
         return _completion(response, cfg.base_url)
 
 

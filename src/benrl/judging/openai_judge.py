@@ -176,6 +176,15 @@ class OpenAIJudge:
     def score(self, record: ScenarioRecord, completion: str) -> JudgeResult:
         return self.score_many([(record, completion)])[0]
 
+    def preflight(self) -> None:
+        """One small request: a wrong URL, model name or key fails here, before any stage."""
+        answer = self.client.complete_many([[{"role": "user", "content": "Reply with: ok"}]])[0]
+        if isinstance(answer, Failure):
+            raise BenrlError(
+                f"judge 'openai' (model '{self.cfg.model}' at {self.cfg.base_url}): the test "
+                f"request failed: {answer.kind}: {answer.reason}"
+            )
+
     def score_many(self, pairs: list[tuple[ScenarioRecord, str]]) -> list[JudgeResult]:
         """Grade many (record, completion) pairs concurrently; results in the same order."""
         return run_sync(self.ascore_many(pairs))

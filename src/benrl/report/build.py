@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benrl.config import RunConfig
 from benrl.evaluation.registry import registered_evals
+from benrl.evaluation.runner import failure_counts
 from benrl.report.html import report_html
 from benrl.report.markdown import report_markdown
 from benrl.report.paper import PAPER_HEADLINE, paper_comparison
@@ -49,6 +50,12 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
     results["trait_domain_matrix"] = trait_domain_matrix(main)
     results["paper_comparison"] = paper_comparison(results, scores)
     results.update(run_summaries(run_dir, model_ids))
+    results["judge_failures"] = {m: failure_counts(run_dir / "evals" / m) for m in model_ids}
+    results["left_out"] = {}
+    for part in ("stress", "directions"):  # outputs of a disabled stage are stale: leave out
+        if not getattr(cfg, part).enabled and results[part]:
+            results[part] = {}
+            results["left_out"][part] = f"{part}.enabled is false in this config"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     figures = write_figures(run_dir, model_ids, main, results, out_dir)
@@ -86,11 +93,12 @@ def write_figures(
 def run_stage(run: Run) -> None:
     """Compare the evaluated models and write results.json, report.md and report.html."""
     inputs = {f"evals/{m}": run.dir / "evals" / m for m in run.model_ids()}
+    enabled = {"stress": run.cfg.stress.enabled, "directions": run.cfg.directions.enabled}
     for summary in ("stress/persona", "stress/finetune", "directions"):
         path = run.dir / summary / "summary.json"
-        if path.is_file():  # optional: a stage that ran makes the report redo
-            inputs[summary] = path
-    stage = run.stage("report", ("eval", "train"), inputs)
+        if path.is_file() and enabled[summary.split("/")[0]]:
+            inputs[summary] = path  # optional: a stage that ran makes the report redo
+    stage = run.stage("report", ("eval", "train", "judge"), inputs, extra=enabled)
     if run.should_run(stage, "report"):
         with stage.running() as extra:
             extra["headline"] = write_report(run.dir, run.cfg, run.model_ids(), stage.dir)

@@ -22,6 +22,7 @@ def report_markdown(
     """The whole report.md: title, then every section in order (the organism's if carded)."""
     sections = [
         headline_section(results),
+        failures_section(results.get("judge_failures", {}), results.get("left_out", {})),
         paper_section(results["paper_comparison"]),
         per_eval_section(main, scores, arms, figures),
         refusal_section(refusals, arms),
@@ -47,6 +48,32 @@ def headline_section(results: dict) -> list[str]:
         lines.append(f"- **{key}**: {comp['headline']}")
         lines.append(f"  - {comp['headline_excluding_refusals']}")
     return [*lines, f"- {results['paper_headline']}"]
+
+
+def failures_section(failures: dict, left_out: dict[str, str]) -> list[str]:
+    """Failed judge verdicts per model and eval (a warning when any), and sections left out."""
+    lines = ["## Judge failures", ""]
+    total = sum(c["failed"] for evals in failures.values() for c in evals.values())
+    if total:
+        lines += [
+            f"**Warning: {total} verdicts failed** (transport or parse); their items "
+            "are left out of the comparisons, so n shrinks.",
+            "",
+        ]
+    rows = [
+        [model, name, c["failed"], c["n"], f"{c['failed'] / max(1, c['n']):.1%}"]
+        for model, evals in failures.items()
+        for name, c in evals.items()
+        if c["failed"] or not total
+    ]
+    lines += (
+        _table(["model", "eval", "failed", "n", "share"], rows)
+        if total
+        else ["No judge verdict failed."]
+    )
+    for part, reason in left_out.items():
+        lines += ["", f"The {part} sections are left out: {reason} (their old outputs are stale)."]
+    return lines
 
 
 def paper_section(rows: list[dict]) -> list[str]:

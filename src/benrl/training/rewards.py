@@ -73,12 +73,20 @@ def completion_text(completion: str | list[dict[str, Any]]) -> str:
 class TrlReward:
     """A TRL reward function for the records of one kind; None for rows of other kinds."""
 
-    def __init__(self, kind: str, records: dict[str, ScenarioRecord], grader: JudgeCache) -> None:
+    def __init__(
+        self,
+        kind: str,
+        records: dict[str, ScenarioRecord],
+        grader: JudgeCache,
+        max_failure_rate: float = 1.0,
+    ) -> None:
         self.kind = kind
         self.__name__ = f"reward_{kind}"  # TRL names the logged metric after this
         self.records = records
         self.grader = grader
         self.counts: Counter[str] = Counter()  # statuses of this function's verdicts
+        self.max_failure_rate = max_failure_rate
+        self.last_failure = ""  # the reason of the latest failed verdict
 
     @property
     def failures(self) -> int:
@@ -106,24 +114,48 @@ class TrlReward:
                 continue
             result = self.grader(record, completion_text(completion))
             batch[result.status] += 1
+            if result.status == "failed":
+                self.last_failure = result.reason
             rewards.append(reward_value(result))
         self.counts.update(batch)
+        self._check_failures()
         owned = sum(batch.values())
         if log_metric is not None and owned:
             log_metric(f"judge/{self.kind}_failed", batch["failed"] / owned)
             log_metric(f"judge/{self.kind}_incoherent", batch["incoherent"] / owned)
         return rewards
 
+    def _check_failures(self) -> None:
+        """Stop training once failed verdicts pass `max_failure_rate` (after a first
+        MIN_VERDICTS, so one unlucky early batch does not end a run)."""
+        total = sum(self.counts.values())
+        if total < MIN_VERDICTS or self.counts["failed"] / total <= self.max_failure_rate:
+            return
+        judge = self.grader.judge_by_kind.get(self.kind, "?")
+        raise BenrlError(
+            f"{self.__name__}: judge '{judge}' failed on {self.counts['failed']} of {total} "
+            f"verdicts (judge.max_failure_rate {self.max_failure_rate:.0%}); last error: "
+            f"{self.last_failure}"
+        )
+
+
+MIN_VERDICTS = 32  # verdicts a reward function grades before its failure rate can stop a run
+
 
 def make_trl_reward_funcs(
     records: dict[str, ScenarioRecord],
     judge_by_kind: dict[str, str],
     judge_options: dict | None = None,
+    max_failure_rate: float = 1.0,
 ) -> list[TrlReward]:
     """One TRL reward function per record kind present, in the order trait, task."""
     grader = JudgeCache(judge_by_kind, judge_options)
     kinds = {record.kind for record in records.values()}
-    return [TrlReward(kind, records, grader) for kind in ("trait", "task") if kind in kinds]
+    return [
+        TrlReward(kind, records, grader, max_failure_rate)
+        for kind in ("trait", "task")
+        if kind in kinds
+    ]
 
 
 # --- records carried by verl rows and OpenRLHF labels -----------------------------------
@@ -216,7 +248,7 @@ def grade_openrlhf(
     queries: Sequence[str],
     prompts: Sequence[str],
     records: Sequence[ScenarioRecord],
-    grader: JudgeCache,
+    grader: Callable[[ScenarioRecord, str], JudgeResult],
 ) -> list[JudgeResult]:
     """Grade a batch of OpenRLHF queries; a query that does not extend its prompt fails."""
     if not len(queries) == len(prompts) == len(records):

@@ -21,7 +21,7 @@ from pathlib import Path
 from benrl.config import JudgeConfig, TrainConfig
 from benrl.errors import BenrlError
 from benrl.models import model_id, seed_of
-from benrl.records import ScenarioRecord, read_records
+from benrl.records import ScenarioRecord, read_jsonl, read_records
 from benrl.run import Run, console
 from benrl.training.arms import arm_spec, batch_composition, build_mixture
 
@@ -165,6 +165,9 @@ def train_arm(
     resume = checkpoints.exists() and any(checkpoints.glob("checkpoint-*"))
     truncate_log(out_dir / "log.jsonl", last_checkpoint_step(checkpoints) if resume else 0)
     model, tokenizer = load_model(base_model)
+    reward_funcs = make_trl_reward_funcs(
+        by_id, judges, judge_cfg.options, max_failure_rate=judge_cfg.max_failure_rate
+    )
     torch.manual_seed(seed)
     args = GRPOConfig(**grpo_args(cfg, seed, checkpoints, use_cpu=not torch.cuda.is_available()))
     trainer = GRPOTrainer(
@@ -172,18 +175,24 @@ def train_arm(
         args=args,
         processing_class=tokenizer,
         train_dataset=_dataset(rows),
-        reward_funcs=make_trl_reward_funcs(by_id, judges, judge_options=judge_cfg.options),
+        reward_funcs=reward_funcs,
         callbacks=[_log_callback(out_dir / "log.jsonl")],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(_progress_callback(f"GRPO {arm} seed {seed}", cfg.steps))
     if snapshots:
         trainer.add_callback(_snapshot_callback(out_dir / "snapshots", snapshots))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    except BenrlError as e:  # a reward function's judge failed too often: name the arm
+        raise BenrlError(f"training {arm} seed {seed}: {e}") from None
     trainer.save_model(str(out_dir / "model"))
     tokenizer.save_pretrained(str(out_dir / "model"))
     shutil.rmtree(checkpoints, ignore_errors=True)
-    return summarize_log(out_dir / "log.jsonl", cfg)
+    summary = summarize_log(out_dir / "log.jsonl", cfg)
+    # verdict counts per reward function (a resumed run counts its steps since the resume)
+    summary["judge_verdicts"] = {f.kind: dict(f.counts) for f in reward_funcs}
+    return summary
 
 
 def last_checkpoint_step(checkpoints: Path) -> int:
@@ -201,7 +210,7 @@ def truncate_log(log_path: Path, step: int) -> None:
 
 def summarize_log(log_path: Path, cfg: TrainConfig) -> dict:
     """Tokens processed and the first/last rewards, for the manifest and the report."""
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(log_path)
     if not rows:
         raise BenrlError(f"{log_path}: training wrote no log lines")
     completions = cfg.prompts_per_step * cfg.generations
