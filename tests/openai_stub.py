@@ -66,6 +66,8 @@ class StubServer:
         self.queue: deque[Reply] = deque()
         self.respond: Callable[[dict], Reply] = lambda body: ok("{}")
         self.received: list[Received] = []
+        self.in_flight = 0  # requests received and not yet answered
+        self.max_in_flight = 0  # the most requests it held at once
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._http = _HTTPServer(("127.0.0.1", 0), self._handler())
@@ -81,7 +83,13 @@ class StubServer:
     def _next(self, headers: dict[str, str], body: dict) -> Reply:
         with self._lock:
             self.received.append(Received(headers, body))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.queue.popleft() if self.queue else self.respond(body)
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -93,6 +101,12 @@ class StubServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 reply = stub._next({k.lower(): v for k, v in self.headers.items()}, body)
+                try:
+                    self._answer(reply, body)
+                finally:
+                    stub._done()
+
+            def _answer(self, reply: Reply, body: dict) -> None:
                 if stub._stopping.wait(reply.delay):
                     return
                 if reply.status != 200:

@@ -113,13 +113,21 @@ def run_evals(
     answers: dict[str, list[tuple[ScenarioRecord, int, str]]] = {name: [] for name in items}
     for (name, record), outs in zip(flat, completions, strict=True):
         answers[name] += [(record, k, out) for k, out in enumerate(outs)]
-    rows_by_eval: dict[str, list[dict]] = {}
-    for name, graded in answers.items():
-        results = judges.score_many(evals[name].judge, [(r, out) for r, _, out in graded])
-        rows_by_eval[name] = [
-            {"id": r.id, "sample": k, "completion": out, **result.model_dump()}
-            for (r, k, out), result in zip(graded, results, strict=True)
+    # every eval's answers in one grading call: a model judge works through all of them
+    # with its bounded concurrency instead of one eval at a time
+    jobs = [
+        (judges.for_kind_name(evals[name].judge), r, out)
+        for name, graded in answers.items()
+        for r, _, out in graded
+    ]
+    results = iter(judges.grade_routed(jobs))
+    rows_by_eval: dict[str, list[dict]] = {
+        name: [
+            {"id": r.id, "sample": k, "completion": out, **next(results).model_dump()}
+            for r, k, out in graded
         ]
+        for name, graded in answers.items()
+    }
     for stale in out_dir.glob("*.jsonl"):  # samples of evals no longer in the suite
         if stale.stem not in rows_by_eval:
             stale.unlink()
