@@ -101,13 +101,11 @@ class StubServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 reply = stub._next({k.lower(): v for k, v in self.headers.items()}, body)
-                try:
-                    self._answer(reply, body)
-                finally:
-                    stub._done()
-
-            def _answer(self, reply: Reply, body: dict) -> None:
-                if stub._stopping.wait(reply.delay):
+                stopping = stub._stopping.wait(reply.delay)
+                # counted as answered BEFORE the answer leaves: the client may send its
+                # next request as soon as it reads this one, and that is not an overlap
+                stub._done()
+                if stopping:
                     return
                 if reply.status != 200:
                     msg = {"error": {"message": f"stub error {reply.status}", "type": "stub"}}

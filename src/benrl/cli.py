@@ -74,9 +74,11 @@ def load_config(path: Path) -> RunConfig:
 
 
 def _run(config: Path, out: Path | None, only: set[str], force: set[str] = frozenset()) -> Path:
+    from benrl.devices import check_cuda_options
     from benrl.pipeline import run_pipeline
 
     cfg = load_config(config)
+    check_cuda_options(cfg, str(config))  # before any stage: a CPU box cannot run these
     return run_pipeline(cfg, out or Path("runs") / cfg.name, set(force), only)
 
 
