@@ -356,8 +356,13 @@ class RunConfig(Section):
         )
 
 
-def load_config(path: Path) -> RunConfig:
-    """Read and validate a YAML config; errors name the file and the key."""
+def load_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read and validate a YAML config, with `key.path=value` overrides applied on top.
+
+    An override's value is read as YAML (`train.steps=10`, `eval.evals=[xstest]`,
+    `train.bf16=true`), then the whole config is validated as if the file said it;
+    errors name the file or the override, and the key.
+    """
     if not path.exists():
         raise BenrlError(f"config file {path} not found")
     try:
@@ -366,13 +371,42 @@ def load_config(path: Path) -> RunConfig:
         raise BenrlError(f"{path}: not valid YAML ({e})") from e
     if not isinstance(raw, dict):
         raise BenrlError(f"{path}: top level must be a mapping of keys to values")
+    given = dict(apply_override(raw, item) for item in overrides)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise BenrlError(f"{path}: key '{key}': {first['msg']}{more}") from e
+        # the override that set this key (or a key inside it), else the file
+        where = next(
+            (f"override '{item}'" for k, item in given.items() if f"{key}.".startswith(f"{k}.")),
+            str(path),
+        )
+        raise BenrlError(f"{where}: key '{key}': {first['msg']}{more}") from e
+
+
+def apply_override(raw: dict, item: str) -> tuple[str, str]:
+    """Set `a.b.c=value` inside the raw config mapping; returns (dotted key, the item)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise BenrlError(
+            f"override '{item}': expected KEY=VALUE with a dotted key, e.g. train.steps=10"
+        )
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        raise BenrlError(f"override '{item}': value is not valid YAML ({e})") from e
+    *parents, leaf = key.split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parents[: depth + 1])
+            raise BenrlError(f"override '{item}': key '{where}' is a value, not a section")
+        node = child
+    node[leaf] = value
+    return key, item
 
 
 def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
