@@ -15,8 +15,10 @@ instead of TRL. An export folder holds everything that engine needs for one arm 
 
 Formats, checked against the engines' sources (docs/scaling.md):
 verl reads parquet rows `data_source, prompt, ability, reward_model{style, ground_truth},
-extra_info` and loads `reward.custom_reward_function.path/.name` (verl before the `reward`
-config group: top-level `custom_reward_function.*`). OpenRLHF 0.11 reads JSONL prompts
+extra_info` and loads the reward from `custom_reward_function.path/.name` (verl up to
+0.8.0.dev, 2026-01) or `reward.custom_reward_function.*` (later); launch.sh asks the
+installed verl which (`verl_layout.py`) unless `VERL_REWARD_KEY` pins it. OpenRLHF 0.11
+reads JSONL prompts
 (`--data.input_key`, `--data.label_key`) and takes a reward `.py` file or an HTTP URL in
 `--reward.remote_url`; GRPO is `--algo.advantage.estimator group_norm`.
 """
@@ -257,8 +259,9 @@ def verl_launch(
         'actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION"',
         'actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
         'actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
-        'reward.custom_reward_function.path="$EXPORT_DIR/benrl_reward.py"',
-        "reward.custom_reward_function.name=compute_score",
+        # the key moved between verl versions; launch.sh detects it (verl_layout.py)
+        '"$VERL_REWARD_KEY.path=$EXPORT_DIR/benrl_reward.py"',
+        '"$VERL_REWARD_KEY.name=compute_score"',
         *validation,
         "trainer.total_epochs=1",
         f"trainer.total_training_steps={t.steps}",
