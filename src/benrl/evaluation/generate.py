@@ -12,6 +12,7 @@ seeds torch from `seed` and its index, so a call is deterministic for a seed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -83,10 +84,12 @@ def generate(
     batch_size: int = 64,
     num_samples: int = 1,
     chat_template_kwargs: dict | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
     """Complete each conversation's next assistant turn; `num_samples` answers per conversation.
 
-    Returns one list of strings per conversation, special tokens stripped.
+    Returns one list of strings per conversation, special tokens stripped. `on_batch(n)`
+    is called after each batch with the answers it generated (n of them; for progress).
     """
     if not conversations:
         return []
@@ -128,6 +131,8 @@ def generate(
                     generation_config=config,
                 )
             texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+            if on_batch is not None:
+                on_batch(len(batch))
             for (i, s), text in zip(batch, texts, strict=True):
                 results[i][s] = text.strip()
     finally:

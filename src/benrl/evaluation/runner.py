@@ -104,9 +104,15 @@ def answer_all(model_dir: Path, conversations: list, options: RunnerOptions) -> 
             model_dir, conversations, options.vllm_gpu_memory_utilization, **kwargs
         )
     from benrl.evaluation.generate import generate, load_model
+    from benrl.progress import progress_bar
 
     model, tokenizer = load_model(model_dir)
-    return generate(model, tokenizer, conversations, batch_size=options.batch_size, **kwargs)
+    answers = len(conversations) * (1 if options.temperature == 0 else options.samples)
+    with progress_bar(f"answering ({model_dir.parent.name})", answers) as advance:
+        return generate(
+            model, tokenizer, conversations, batch_size=options.batch_size, on_batch=advance,
+            **kwargs,
+        )  # fmt: skip
 
 
 def run_evals(

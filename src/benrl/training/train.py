@@ -140,11 +140,14 @@ def _progress_callback(description: str, total: int):
     from rich.progress import Progress
     from transformers import TrainerCallback
 
+    from benrl.progress import CONSOLE
+
     class RichProgress(TrainerCallback):
         """One rich progress bar per arm, instead of TRL's printed log dicts."""
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.progress = Progress(transient=True)
+            # the shared console: a judge's bar during a step stacks below this one
+            self.progress = Progress(transient=True, console=CONSOLE)
             self.progress.start()
             self.task = self.progress.add_task(
                 description, total=total, completed=state.global_step
