@@ -316,6 +316,8 @@ def export(
     cfg = load_config(config)
     run_dir = run_dir or Path("runs") / cfg.name
     result = export_cli(target, run_dir, cfg, arm, seed, out or run_dir / "export" / target / arm)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     print(result.out_dir)
 
 

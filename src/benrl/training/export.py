@@ -46,6 +46,29 @@ TEMPLATE_TOKENS_PER_MESSAGE = 16
 TEMPLATE_TOKENS_FIXED = 64
 
 
+# OpenRLHF 0.11 waits at most this long for one remote reward request, and resends it up
+# to 5 times (aiohttp ClientTimeout(total=180) in openrlhf/utils/agent.py; no flag sets it).
+OPENRLHF_CLIENT_TIMEOUT_S = 180.0
+
+
+def judge_seconds_bound(options: dict[str, dict], completions: int, criteria: int) -> float:
+    """Worst-case seconds a model judge needs to grade `completions` answers of `criteria`
+    criteria each: every attempt times out, every retry waits its longest backoff, and a
+    malformed verdict is asked again once. 0 when no judge talks to an endpoint."""
+    from benrl.judging.openai_judge import OpenAIJudgeConfig
+
+    worst = 0.0
+    for opts in options.values():
+        if "model" not in opts:  # only endpoint judges wait on the network
+            continue
+        cfg = OpenAIJudgeConfig(**opts)
+        backoffs = sum(min(cfg.max_backoff_s, cfg.backoff_s * 2**k) for k in range(cfg.max_retries))
+        chain = 2 * ((cfg.max_retries + 1) * cfg.timeout_s + backoffs)  # x2: one re-ask
+        requests = completions * (criteria if cfg.mode == "per_criterion" else 1)
+        worst = max(worst, -(-requests // cfg.concurrency) * chain)
+    return worst
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """What an export wrote, for the CLI to print."""
@@ -57,6 +80,7 @@ class ExportResult:
     val_rows: int
     judges: dict[str, str]
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 # --- what every export shares ---------------------------------------------------------
@@ -453,7 +477,18 @@ def export_openrlhf(
     launch = openrlhf_launch(
         run_cfg, arm, seed, prompt_tokens, len(rows), _model_path(run_cfg, model_path), bool(evals)
     )
-    readme = _readme_openrlhf(run_cfg, arm, seed, result, prompt_tokens, options)
+    criteria = max((len(r.rubric) for r in rows), default=1)
+    bound = judge_seconds_bound(
+        options, run_cfg.train.prompts_per_step * run_cfg.train.generations, criteria
+    )
+    if bound > OPENRLHF_CLIENT_TIMEOUT_S:
+        result.warnings.append(
+            f"remote mode: the judge may need up to {bound:.0f} s for one rollout batch, more "
+            f"than OpenRLHF's fixed {OPENRLHF_CLIENT_TIMEOUT_S:.0f} s reward-request timeout; "
+            "use file mode (the default), or lower judge.options.<judge>.timeout_s / "
+            "max_retries or raise concurrency"
+        )
+    readme = _readme_openrlhf(run_cfg, arm, seed, result, prompt_tokens, options, bound)
     result.files.extend(
         [
             _write(out_dir / "reward_func.py", reward),
@@ -470,10 +505,19 @@ def export_openrlhf(
 
 
 def _readme_openrlhf(
-    cfg: RunConfig, arm: str, seed: int, result: ExportResult, prompt_tokens: int, options: dict
+    cfg: RunConfig,
+    arm: str,
+    seed: int,
+    result: ExportResult,
+    prompt_tokens: int,
+    options: dict,
+    judge_bound: float,
 ) -> str:
     return _readme_common(cfg, arm, seed, result, options) + _render(
-        "README_openrlhf.txt", prompt_tokens=prompt_tokens
+        "README_openrlhf.txt",
+        prompt_tokens=prompt_tokens,
+        judge_bound=f"{judge_bound:.0f}",
+        client_timeout=f"{OPENRLHF_CLIENT_TIMEOUT_S:.0f}",
     )
 
 
