@@ -213,7 +213,8 @@ def run_stage(run: Run) -> None:
             f"evals/{model_id}",
             ("eval", "judge"),
             {"scenarios": run.eval_records, "model": model_dir},
-            extra=names,
+            # the chat template's arguments change every prompt (they live in `train`)
+            extra=[names, options.chat_template_kwargs] if options.chat_template_kwargs else names,
         )
         if not run.should_run(stage, "eval"):
             continue
