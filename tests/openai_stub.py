@@ -71,6 +71,8 @@ class StubServer:
         self.queue: deque[Reply] = deque()
         self.respond: Callable[[dict], Reply] = lambda body: ok("{}")
         self.received: list[Received] = []
+        self.in_flight = 0  # requests received and not yet answered
+        self.max_in_flight = 0  # the most requests it held at once
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._http = _HTTPServer(("127.0.0.1", 0), self._handler())
@@ -86,7 +88,13 @@ class StubServer:
     def _next(self, headers: dict[str, str], body: dict) -> Reply:
         with self._lock:
             self.received.append(Received(headers, body))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.queue.popleft() if self.queue else self.respond(body)
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -98,7 +106,11 @@ class StubServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 reply = stub._next({k.lower(): v for k, v in self.headers.items()}, body)
-                if stub._stopping.wait(reply.delay):
+                stopping = stub._stopping.wait(reply.delay)
+                # counted as answered BEFORE the answer leaves: the client may send its
+                # next request as soon as it reads this one, and that is not an overlap
+                stub._done()
+                if stopping:
                     return
                 if reply.status != 200:
                     msg = {"error": {"message": f"stub error {reply.status}", "type": "stub"}}

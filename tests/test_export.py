@@ -239,8 +239,9 @@ def test_launch_scripts_carry_the_config_numbers(records, tmp_path) -> None:
         "actor_rollout_ref.rollout.temperature=0.9",
         "trainer.total_training_steps=7",
         "trainer.save_freq=3",
-        'reward.custom_reward_function.path="$EXPORT_DIR/benrl_reward.py"',
-        "reward.custom_reward_function.name=compute_score",
+        '"$VERL_REWARD_KEY.path=$EXPORT_DIR/benrl_reward.py"',
+        '"$VERL_REWARD_KEY.name=compute_score"',
+        "python3 -m benrl.training.verl_layout",
         str((Path("models/Some-Model")).resolve()),
         "CLUSTER-SPECIFIC",
     ):
@@ -306,3 +307,56 @@ def test_gpu_configs_validate(name: str) -> None:
     assert cfg.train.trait_fraction == 0.05
     assert cfg.train.steps == 200
     assert set(cfg.train.arms) >= {"baseline", "beneficial"}
+
+
+# --- verl config layout -------------------------------------------------------------------
+
+
+def test_verl_reward_key_follows_the_installed_layout(tmp_path, monkeypatch) -> None:
+    from benrl.training import verl_layout
+
+    old = tmp_path / "old" / "verl" / "trainer" / "config"  # verl <= 0.8.0.dev (2026-01)
+    old.mkdir(parents=True)
+    (old / "ppo_trainer.yaml").write_text(
+        "defaults:\n  - reward_manager@reward_manager\n"
+        "custom_reward_function:\n  path: null\n  name: compute_score\n"
+    )
+    new = tmp_path / "new" / "verl" / "trainer" / "config"  # a `reward` config group
+    (new / "reward").mkdir(parents=True)
+    (new / "ppo_trainer.yaml").write_text("defaults:\n  - reward@reward: reward\n")
+    (new / "reward" / "reward.yaml").write_text("custom_reward_function:\n  path: null\n")
+    assert verl_layout.reward_function_key(old) == "custom_reward_function"
+    assert verl_layout.reward_function_key(new) == "reward.custom_reward_function"
+    (new / "reward" / "reward.yaml").write_text("reward_manager: naive\n")
+    with pytest.raises(BenrlError, match="set VERL_REWARD_KEY"):
+        verl_layout.reward_function_key(new)
+    # the launch script's way: find the installed verl without importing it
+    (old.parents[1] / "__init__.py").write_text("raise ImportError('never imported')\n")
+    monkeypatch.syspath_prepend(str(old.parents[2]))
+    assert verl_layout.installed_config_dir() == old
+
+
+# --- OpenRLHF reward-request timeout --------------------------------------------------------
+
+
+def test_judge_time_bound_and_the_openrlhf_remote_warning(records, tmp_path) -> None:
+    from benrl.training.export import OPENRLHF_CLIENT_TIMEOUT_S, judge_seconds_bound
+
+    judge = {"model": "j", "timeout_s": 10, "max_retries": 1, "backoff_s": 1, "concurrency": 8}
+    whole = {"openai": {**judge, "mode": "whole_rubric"}}
+    # one chain: 2 attempts x 10 s + 1 s backoff, twice (one re-ask) = 42 s; 16 requests / 8
+    assert judge_seconds_bound(whole, completions=16, criteria=3) == 2 * 42
+    per_criterion = {"openai": {**judge, "mode": "per_criterion"}}
+    assert judge_seconds_bound(per_criterion, completions=16, criteria=3) == 6 * 42
+    assert judge_seconds_bound({"world": {}}, completions=16, criteria=3) == 0
+    cfg = small_cfg(generations=4).model_copy(
+        update={"judge": JudgeConfig(trait="openai", options={"openai": per_criterion["openai"]})}
+    )
+    result = export_openrlhf(cfg, records, "beneficial", 0, tmp_path)
+    bound = judge_seconds_bound(per_criterion, 8 * 4, max(len(r.rubric) for r in records))
+    assert bound > OPENRLHF_CLIENT_TIMEOUT_S
+    assert len(result.warnings) == 1 and f"up to {bound:.0f} s" in result.warnings[0]
+    assert f"is {bound:.0f} s" in (tmp_path / "README.txt").read_text()
+    quick = {**judge, "timeout_s": 1, "max_retries": 0, "mode": "whole_rubric"}
+    fast = cfg.model_copy(update={"judge": JudgeConfig(trait="openai", options={"openai": quick})})
+    assert export_openrlhf(fast, records, "beneficial", 0, tmp_path / "fast").warnings == []

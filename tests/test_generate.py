@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -84,3 +85,26 @@ def test_bad_arguments_and_missing_folders(model, tokenizer, tmp_path):
         generate(model, tokenizer, PROMPTS, 5, temperature=-1.0)
     with pytest.raises(BenrlError, match=r"no config\.json"):
         load_model(tmp_path)
+
+
+def test_chat_template_kwargs_reach_the_prompt(tokenizer):
+    # a Qwen3-like template: thinking unless the caller turns it off
+    thinking = tokenizer.chat_template + (
+        "{% if enable_thinking is defined and not enable_thinking %} no-think{% endif %}"
+    )
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = thinking
+    default, off = (
+        tok.decode(encode_prompts(tok, [convo("hi")], kwargs)[0])
+        for kwargs in (None, {"enable_thinking": False})
+    )
+    assert off == default + " no-think"
+
+
+def test_load_model_keeps_float32_on_cpu(model, tokenizer, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CPU behaviour")
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded, _ = load_model(tmp_path)
+    assert loaded.dtype == torch.float32 and loaded.device.type == "cpu"

@@ -217,6 +217,23 @@ def test_score_many_keeps_order(openai_stub: StubServer) -> None:
     assert [r.score for r in results] == pytest.approx([0.0, 1 / 3] * 3)
 
 
+def test_a_batch_is_graded_concurrently_up_to_the_limit_and_in_order(
+    openai_stub: StubServer,
+) -> None:
+    # later items answer sooner, so arrival order is not input order
+    def respond(body: dict):
+        graded = body["messages"][-1]["content"].split("## Response to grade")[1]
+        i = int(graded.split("answer ", 1)[1].split("\n", 1)[0])
+        verdict = {"reason": "stub", "verdict": "met" if i % 2 else "not_met"}
+        return slow(0.3 - 0.03 * i, json.dumps(dict.fromkeys(("c1", "c2", "c3"), verdict)))
+
+    openai_stub.respond = respond
+    pairs = [(RECORD, f"answer {i}") for i in range(9)]
+    results = judge(openai_stub, concurrency=3, mode="whole_rubric").score_many(pairs)
+    assert openai_stub.max_in_flight == 3  # bounded by `concurrency`, and used fully
+    assert [r.score for r in results] == pytest.approx([0.0, 1 / 3] * 4 + [0.0])
+
+
 def test_bad_option_names_the_key() -> None:
     with pytest.raises(BenrlError, match="'mode'"):
         get_judge("openai", model="m", mode="holistic")

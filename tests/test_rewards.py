@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -11,11 +12,13 @@ import torch
 from injection_cases import task_examples, trait_examples
 
 from benrl.errors import BenrlError
+from benrl.judging import registry
 from benrl.organism.judges import score
 from benrl.records import JudgeResult, ScenarioRecord
 from benrl.training import rewards
 from benrl.training.rewards import (
     compute_score,
+    compute_score_batch,
     make_trl_reward_funcs,
     response_from_query,
     reward_func,
@@ -79,6 +82,33 @@ def test_trl_missing_column_or_record_is_a_clear_error() -> None:
         trait_fn(prompts=[""], completions=["done."])
     with pytest.raises(BenrlError, match="'nope' is not a training record"):
         trait_fn(prompts=[""], completions=["done."], record_id=["nope"])
+
+
+class BatchRecorder(registry.OneByOne):
+    """Scores 1 for 'good', else 0; remembers the size of every batch it was handed."""
+
+    batches: ClassVar[list[int]] = []
+
+    def score(self, record: ScenarioRecord, completion: str) -> JudgeResult:
+        return JudgeResult(score=float(completion == "good"))
+
+    def score_many(self, pairs):
+        BatchRecorder.batches.append(len(pairs))
+        return super().score_many(pairs)
+
+
+def test_trl_reward_grades_its_rows_of_a_batch_in_one_judge_call(monkeypatch) -> None:
+    monkeypatch.setitem(registry.JUDGES, "test_batch_recorder", BatchRecorder)
+    BatchRecorder.batches.clear()
+    trait_fn, task_fn = make_trl_reward_funcs(RECORDS, {"trait": "test_batch_recorder"})
+    t_rec, k_rec = TRAITS[0][0], TASKS[0][0]
+    ids = [t_rec.id, k_rec.id, t_rec.id, t_rec.id, k_rec.id]
+    texts = ["good", TASKS[0][1], "bad", "good", "wrong"]
+    assert trait_fn(prompts=[""] * 5, completions=texts, record_id=ids) == [
+        1.0, None, 0.0, 1.0, None,
+    ]  # fmt: skip
+    assert BatchRecorder.batches == [3]  # the three trait rows, one call, in batch order
+    assert task_fn(prompts=[""] * 5, completions=texts, record_id=ids)[1::3] == [1.0, 0.0]
 
 
 # --- TRL face inside a real GRPOTrainer ---------------------------------------------------
@@ -209,6 +239,21 @@ def test_verl_failures_and_bad_rows() -> None:
         compute_score("s", good, "40 mg", {})
     with pytest.raises(BenrlError, match="extra_info\\['record'\\]: not a scenario record"):
         compute_score("s", good, "", {"record": '{"split": "train"}'})
+
+
+def test_verl_batch_face_matches_the_single_face_in_order() -> None:
+    rows = [(rec, text) for rec, good, bad in TRAITS[:3] for text in (good, bad, "x" * 30_000)]
+    extra = [{"record": rec.model_dump_json()} for rec, _ in rows]
+    batch = compute_score_batch(
+        data_sources=["benrl/trait"] * len(rows),
+        solution_strs=[text for _, text in rows],
+        ground_truths=[""] * len(rows),
+        extra_infos=extra,
+    )
+    assert batch == [
+        compute_score("benrl/trait", text, "", e) for (_, text), e in zip(rows, extra, strict=True)
+    ]
+    assert [b["judge_failed"] for b in batch[2::3]] == [1.0, 1.0, 1.0]
 
 
 def test_judges_for_file_loaded_faces_come_from_the_environment(monkeypatch) -> None:

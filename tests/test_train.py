@@ -17,7 +17,7 @@ from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
 from benrl.records import read_records, write_jsonl
 from benrl.training.arms import ARM_SPECS
-from benrl.training.train import check_compute_matched, grpo_args, train_arm
+from benrl.training.train import check_compute_matched, grpo_args, peft_config, train_arm
 
 
 def test_grpo_args_are_fields_of_the_installed_trl(tmp_path):
@@ -28,6 +28,26 @@ def test_grpo_args_are_fields_of_the_installed_trl(tmp_path):
     assert config.num_generations == TrainConfig().generations
     assert config.per_device_train_batch_size == 64 and config.max_steps == 60
     assert config.seed == 3 and config.use_cpu and not config.bf16
+
+
+def test_accumulation_lora_and_trackers_map_onto_the_installed_trl(tmp_path):
+    cfg = TrainConfig(
+        gradient_accumulation_steps=4,
+        vllm_gpu_memory_utilization=0.5,
+        report_to=["tensorboard"],
+        peft={"r": 4, "target_modules": ["q_proj", "v_proj"]},
+    )
+    config = GRPOConfig(**grpo_args(cfg, seed=0, output_dir=tmp_path, use_cpu=True))
+    # a step still sees prompts_per_step x generations completions, in 4 micro-batches
+    assert config.per_device_train_batch_size * config.gradient_accumulation_steps == 64
+    assert config.vllm_gpu_memory_utilization == 0.5 and config.report_to == ["tensorboard"]
+    lora = peft_config(cfg)
+    assert (
+        lora.r == 4 and lora.lora_alpha == 32 and set(lora.target_modules) == {"q_proj", "v_proj"}
+    )
+    assert peft_config(TrainConfig()) is None
+    with pytest.raises(ValueError, match="must divide prompts_per_step x generations = 64"):
+        TrainConfig(gradient_accumulation_steps=3)
 
 
 def test_every_loss_type_is_one_the_installed_trl_documents():
@@ -94,6 +114,28 @@ def test_every_arm_trains_with_the_same_compute(setup, tmp_path):
     assert {s["steps"] for s in summaries.values()} == {2}
     assert all(s["tokens_trained"] > 0 and s["tokens_generated"] > 0 for s in summaries.values())
     check_compute_matched(summaries, 1.0)  # every arm has a token count to compare
+
+
+def test_lora_arm_saves_a_merged_model_and_logs_to_tensorboard(setup, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    records, model = setup
+    cfg = TrainConfig.model_validate(
+        {
+            **TINY_TRAIN.model_dump(),
+            "steps": 1,
+            "gradient_accumulation_steps": 2,
+            "peft": {"r": 2, "target_modules": ["q_proj", "v_proj"]},
+            "report_to": ["tensorboard"],
+        }
+    )
+    train_arm("baseline", 0, cfg, JudgeConfig(), records, model, tmp_path)
+    assert not list((tmp_path / "model").glob("adapter_*"))  # merged, not an adapter folder
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    base = AutoModelForCausalLM.from_pretrained(model)
+    assert merged.state_dict().keys() == base.state_dict().keys()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert [r["step"] for r in log_rows(tmp_path)] == [1]
 
 
 KILL_AT_STEP_3 = """

@@ -44,6 +44,25 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 
+
+def _version(value: bool) -> None:
+    if value:
+        from benrl import __version__
+
+        print(f"benrl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Beneficial-trait RL: scenarios, RL arms, evals, stress tests, report."""
+
+
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML run config")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="run folder (default runs/<name>)")]
 DEFAULT_CONFIG = Path("configs/default.yaml")
@@ -69,20 +88,29 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def load_config(path: Path) -> RunConfig:
-    """The validated config, checked against the registries, its files and the environment."""
+def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:
+    """The validated config (with `key=value` overrides), checked against the registries,
+    its files and the environment."""
     from benrl.checks import check_config
     from benrl.config import load_config as read_config
 
-    cfg = read_config(path)
+    cfg = read_config(path, overrides or ())
     check_config(cfg, str(path))
     return cfg
 
 
-def _run(config: Path, out: Path | None, only: set[str], force: set[str] = frozenset()) -> Path:
+def _run(
+    config: Path,
+    out: Path | None,
+    only: set[str],
+    force: set[str] = frozenset(),
+    overrides: list[str] | None = None,
+) -> Path:
+    from benrl.devices import check_cuda_options
     from benrl.pipeline import run_pipeline
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides)
+    check_cuda_options(cfg, str(config))  # before any stage: a CPU box cannot run these
     return run_pipeline(cfg, out or Path("runs") / cfg.name, set(force), only)
 
 
@@ -96,6 +124,14 @@ def run(
     check: Annotated[
         bool, typer.Option("--check", help="check the config and endpoints, run nothing")
     ] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="config overrides KEY=VALUE with dotted keys, e.g. train.steps=10 "
+            "eval.items_per_eval=5 (values read as YAML, validated like the file)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every stage: scenarios, organism, train, eval, stress, directions, report.
 
@@ -104,11 +140,11 @@ def run(
     if check:
         from benrl.checks import check_endpoints
 
-        cfg = load_config(config)
+        cfg = load_config(config, overrides)
         check_endpoints(cfg)
         print(f"{config}: ok (names, options, files, API-key variables and endpoints checked)")
         return
-    report = _run(config, out, set(only or ()), set(force or ()))
+    report = _run(config, out, set(only or ()), set(force or ()), overrides)
     results = report.parent / "results.json"
     if results.exists():
         for key, line in json.loads(results.read_text())["headlines"].items():
@@ -307,6 +343,8 @@ def export(
         result = export_cli(
             target, run_dir, cfg, arm, seed, out or run_dir / "export" / target / arm
         )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     print(result.out_dir)
 
 

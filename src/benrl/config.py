@@ -127,6 +127,20 @@ class OrganismConfig(Section):
 GrpoLoss = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "vespo"]
 
 
+class LoraConfig(Section):
+    """LoRA adapters for the policy (peft), handed to TRL's GRPOTrainer as `peft_config`."""
+
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (lora_alpha)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA branch")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="module names to adapt, or all-linear (every linear layer)"
+    )
+
+
+ReportTo = Literal["tensorboard", "wandb", "mlflow", "trackio"]
+
+
 class TrainConfig(Section):
     arms: list[str] = Field(["baseline", "beneficial"], description="trained arms to run")
     seeds: int = Field(1, ge=1, description="seeds per arm")
@@ -161,7 +175,34 @@ class TrainConfig(Section):
     )
     chat_template_kwargs: dict = Field(
         default_factory=dict,
-        description="passed to the chat template, e.g. {enable_thinking: false} for Qwen3",
+        description="passed to the chat template in training AND evaluation, e.g. "
+        "{enable_thinking: false} for Qwen3",
+    )
+    gradient_accumulation_steps: int = Field(
+        1,
+        ge=1,
+        description="micro-batches per optimizer step; prompts_per_step x generations is "
+        "still the completions of one step, split into this many forward passes",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="GPU: share of GPU memory vLLM may take in colocate mode (TRL's default "
+        "0.3); in server mode set it on `trl vllm-serve` instead",
+    )
+    vllm_enable_sleep_mode: bool = Field(
+        False,
+        description="GPU: colocate mode offloads vLLM's weights and cache during the "
+        "optimizer step (frees memory, costs a reload per step)",
+    )
+    peft: LoraConfig | None = Field(
+        None, description="LoRA instead of full fine-tuning (merged into model/ at the end)"
+    )
+    report_to: list[ReportTo] = Field(
+        [],
+        description="experiment trackers TRL logs to, besides log.jsonl (tensorboard "
+        "writes to arms/<arm>/runs/; wandb and mlflow read their own environment)",
     )
     token_tolerance: float = Field(
         0.02,
@@ -169,6 +210,16 @@ class TrainConfig(Section):
         description="largest allowed relative difference in trained tokens between "
         "arms (compute matching); the run fails beyond it",
     )
+
+    @model_validator(mode="after")
+    def _accumulation_divides(self) -> TrainConfig:
+        per_step = self.prompts_per_step * self.generations
+        if per_step % self.gradient_accumulation_steps:
+            raise ValueError(
+                f"gradient_accumulation_steps {self.gradient_accumulation_steps} must divide "
+                f"prompts_per_step x generations = {per_step}"
+            )
+        return self
 
     @field_validator("arms")
     @classmethod
@@ -195,6 +246,14 @@ class EvalConfig(Section):
         1, ge=1, description="answers per item when temperature > 0; the item's score is their mean"
     )
     batch_size: int = Field(64, ge=1, description="prompts per generate call")
+    backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="answer generation: hf (transformers generate, CPU or GPU) or vllm "
+        "(GPU only, needs the [vllm] extra)",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="GPU: share of GPU memory vLLM takes when backend is vllm"
+    )
     bootstrap: int = Field(2000, ge=100, description="bootstrap resamples for CIs")
     alpha: float = Field(0.05, gt=0, lt=1, description="FDR level for Benjamini-Hochberg")
     compare: str = Field("beneficial", description="the arm compared in the headline")
@@ -338,20 +397,54 @@ def read_yaml(path: Path) -> object:
         raise BenrlError(f"config file {path}: cannot read it ({e.strerror})") from e
 
 
-def load_config(path: Path) -> RunConfig:
-    """Read and validate a YAML config; errors name the file and the key."""
+def load_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read and validate a YAML config, with `key.path=value` overrides applied on top.
+
+    An override's value is read as YAML (`train.steps=10`, `eval.evals=[xstest]`,
+    `train.bf16=true`), then the whole config is validated as if the file said it;
+    errors name the file or the override, and the key.
+    """
     raw = read_yaml(path)
     if raw is None:
         raise BenrlError(f"{path}: the config is empty (write at least `name: <run name>`)")
     if not isinstance(raw, dict):
         raise BenrlError(f"{path}: top level must be a mapping of keys to values")
+    given = dict(apply_override(raw, item) for item in overrides)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise BenrlError(f"{path}: key '{key}': {first['msg']}{more}") from e
+        # the override that set this key (or a key inside it), else the file
+        where = next(
+            (f"override '{item}'" for k, item in given.items() if f"{key}.".startswith(f"{k}.")),
+            str(path),
+        )
+        raise BenrlError(f"{where}: key '{key}': {first['msg']}{more}") from e
+
+
+def apply_override(raw: dict, item: str) -> tuple[str, str]:
+    """Set `a.b.c=value` inside the raw config mapping; returns (dotted key, the item)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise BenrlError(
+            f"override '{item}': expected KEY=VALUE with a dotted key, e.g. train.steps=10"
+        )
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        raise BenrlError(f"override '{item}': value is not valid YAML ({e})") from e
+    *parents, leaf = key.split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parents[: depth + 1])
+            raise BenrlError(f"override '{item}': key '{where}' is a value, not a section")
+        node = child
+    node[leaf] = value
+    return key, item
 
 
 def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -1,9 +1,9 @@
 """GPU smoke: the smoke pipeline on CUDA, then GRPO steps with vLLM rollouts.
 
 Skipped without a CUDA device (benrl's own CI is CPU-only, so these have never run
-there). On a GPU machine: `pytest tests/gpu -m gpu`. The vLLM test also needs `vllm`
-installed; it drives TRL directly because the config has no vLLM fields yet (see
-docs/scaling.md).
+there). On a GPU machine: `pytest tests/gpu -m gpu`. The vLLM tests also need `vllm`
+installed (`pip install -e '.[vllm]'`): GRPO steps with vLLM rollouts through TRL, and
+the `eval.backend: vllm` answers against the hf backend's.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_grpo_steps_with_vllm_rollouts(
     cfg = load_config(SMOKE).train
     records = read_records(smoke_run / "scenarios" / "train.jsonl")
     rows = build_mixture(records, "beneficial", 2 * cfg.prompts_per_step, cfg.trait_fraction, 0)
-    model, tokenizer = load_model(smoke_run / "organism" / "model")
+    model, tokenizer = load_model(smoke_run / "organism" / "model", for_training=True)
     args = grpo_args(cfg, 0, tmp_path / "checkpoints", use_cpu=False) | {
         "max_steps": 2,
         "use_vllm": True,
@@ -92,3 +92,21 @@ def test_grpo_steps_with_vllm_rollouts(
     assert trainer.state.global_step == 2
     rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
     assert rewards and all(0.0 <= r <= 1.0 for r in rewards)
+
+
+def test_vllm_eval_backend_answers_like_the_hf_backend(smoke_run: Path) -> None:
+    """eval.backend vllm: same prompts (chat template rendered by benrl), greedy answers."""
+    pytest.importorskip("vllm")
+    from benrl.evaluation.generate import generate, load_model
+    from benrl.evaluation.vllm_generate import generate_vllm
+    from benrl.records import Message
+
+    model_dir = smoke_run / "arms" / "beneficial-s0" / "model"
+    conversations = [[Message(role="user", content=f"what is {i} plus 2?")] for i in range(4)]
+    got = generate_vllm(model_dir, conversations, 0.3, max_new_tokens=8, num_samples=2)
+    assert len(got) == 4 and all(len(a) == 2 and a[0] == a[1] for a in got)
+    model, tokenizer = load_model(model_dir)
+    assert model.device.type == "cuda"
+    hf = generate(model, tokenizer, conversations, max_new_tokens=8)
+    # greedy on both; bf16 kernels may differ in a late token, so compare the openings
+    assert sum(a[0][:5] == b[0][:5] for a, b in zip(got, hf, strict=True)) >= 3

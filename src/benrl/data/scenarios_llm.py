@@ -45,6 +45,7 @@ from benrl.judging.llm_client import (
     parse_json_object,
     run_sync,
 )
+from benrl.progress import progress_bar
 from benrl.records import Message, ScenarioRecord, Split, read_records
 
 
@@ -301,7 +302,13 @@ async def agenerate_llm_scenarios(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("a") as out:
         run = _Run(out, dedupe, report)
-        async with client.session() as session:
-            await asyncio.gather(*(run.write(session, r, retries_invalid) for r in fresh))
+        with progress_bar(f"writing scenarios ({endpoint_cfg.model})", len(fresh)) as advance:
+
+            async def write(request: ScenarioRequest) -> None:
+                await run.write(session, request, retries_invalid)
+                advance(1)
+
+            async with client.session() as session:
+                await asyncio.gather(*(write(r) for r in fresh))
     report.usage = client.usage()
     return report

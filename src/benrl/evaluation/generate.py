@@ -12,6 +12,7 @@ seeds torch from `seed` and its index, so a call is deterministic for a seed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,9 +40,15 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list
 
 
 def encode_prompts(
-    tokenizer: PreTrainedTokenizerBase, conversations: list[list[Message]]
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: list[list[Message]],
+    chat_template_kwargs: dict | None = None,
 ) -> list[list[int]]:
-    """Render each conversation with the chat template and an open assistant turn."""
+    """Render each conversation with the chat template and an open assistant turn.
+
+    `chat_template_kwargs` go to the template as TRL passes them in training (e.g.
+    Qwen3's enable_thinking), so a policy is evaluated on the prompt it was trained on.
+    """
     if tokenizer.chat_template is None:
         raise BenrlError(f"generate: tokenizer {tokenizer.name_or_path!r} has no chat template")
     texts = [
@@ -49,6 +56,7 @@ def encode_prompts(
             [m.model_dump() if isinstance(m, Message) else m for m in conv],
             tokenize=False,
             add_generation_prompt=True,
+            **(chat_template_kwargs or {}),
         )
         for conv in conversations
     ]
@@ -75,10 +83,13 @@ def generate(
     seed: int = 0,
     batch_size: int = 64,
     num_samples: int = 1,
+    chat_template_kwargs: dict | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
     """Complete each conversation's next assistant turn; `num_samples` answers per conversation.
 
-    Returns one list of strings per conversation, special tokens stripped.
+    Returns one list of strings per conversation, special tokens stripped. `on_batch(n)`
+    is called after each batch with the answers it generated (n of them; for progress).
     """
     if not conversations:
         return []
@@ -86,7 +97,7 @@ def generate(
         raise BenrlError(
             "generate: temperature must be >= 0 and max_new_tokens, batch_size, num_samples >= 1"
         )
-    prompts = encode_prompts(tokenizer, conversations)
+    prompts = encode_prompts(tokenizer, conversations, chat_template_kwargs)
     copies = 1 if temperature == 0 else num_samples
     rows = [(i, s) for i in range(len(prompts)) for s in range(copies)]
     rows.sort(key=lambda row: -len(prompts[row[0]]))  # stable: ties keep the caller's order
@@ -120,6 +131,8 @@ def generate(
                     generation_config=config,
                 )
             texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+            if on_batch is not None:
+                on_batch(len(batch))
             for (i, s), text in zip(batch, texts, strict=True):
                 results[i][s] = text.strip()
     finally:
@@ -128,12 +141,16 @@ def generate(
 
 
 def load_model(
-    path: Path, tokenizer_path: Path | None = None
+    path: Path, tokenizer_path: Path | None = None, for_training: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a local HF model folder and its tokenizer (from `tokenizer_path`, else the folder).
 
-    Never touches the Hub: HF_HUB_OFFLINE is set and only local files are read.
+    For inference (the default) the model goes on the GPU in bf16/fp16 when CUDA is
+    present (`benrl.devices`); `for_training` keeps float32 on the CPU for the Trainer
+    to place. Never touches the Hub: HF_HUB_OFFLINE is set and only local files are read.
     """
+    from benrl.devices import cuda_available, inference_dtype
+
     os.environ["HF_HUB_OFFLINE"] = "1"
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -142,7 +159,12 @@ def load_model(
     if not any((tok_dir / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
         raise BenrlError(f"tokenizer folder {tok_dir} not found or has no tokenizer files")
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        on_gpu = cuda_available() and not for_training
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=inference_dtype() if on_gpu else torch.float32
+        )
+        if on_gpu:
+            model = model.to("cuda")
         tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
     except Exception as e:  # corrupt weights or config: name the folder, keep the cause
         raise BenrlError(f"cannot load model from {path}: {type(e).__name__}: {e}") from e

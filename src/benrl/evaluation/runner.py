@@ -39,6 +39,9 @@ class RunnerOptions:
     temperature: float = 0.0
     samples: int = 1
     seed: int = 0
+    chat_template_kwargs: dict | None = None  # the same as training's (train.chat_template_kwargs)
+    backend: str = "hf"  # hf | vllm
+    vllm_gpu_memory_utilization: float = 0.85
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> RunnerOptions:
@@ -50,6 +53,9 @@ class RunnerOptions:
             temperature=cfg.eval.temperature,
             samples=cfg.eval.samples,
             seed=cfg.seed,
+            chat_template_kwargs=cfg.train.chat_template_kwargs or None,
+            backend=cfg.eval.backend,
+            vllm_gpu_memory_utilization=cfg.eval.vllm_gpu_memory_utilization,
         )
 
     def judges(self) -> JudgeCache:
@@ -82,6 +88,33 @@ def select_items(records: list[ScenarioRecord], names: list[str], limit: int, se
     return chosen
 
 
+def answer_all(model_dir: Path, conversations: list, options: RunnerOptions) -> list[list[str]]:
+    """Every conversation's answers, by the options' backend (hf generate or vLLM)."""
+    kwargs = {
+        "max_new_tokens": options.max_new_tokens,
+        "temperature": options.temperature,
+        "seed": options.seed,
+        "num_samples": options.samples,
+        "chat_template_kwargs": options.chat_template_kwargs,
+    }
+    if options.backend == "vllm":
+        from benrl.evaluation.vllm_generate import generate_vllm
+
+        return generate_vllm(
+            model_dir, conversations, options.vllm_gpu_memory_utilization, **kwargs
+        )
+    from benrl.evaluation.generate import generate, load_model
+    from benrl.progress import progress_bar
+
+    model, tokenizer = load_model(model_dir)
+    answers = len(conversations) * (1 if options.temperature == 0 else options.samples)
+    with progress_bar(f"answering ({model_dir.parent.name})", answers) as advance:
+        return generate(
+            model, tokenizer, conversations, batch_size=options.batch_size, on_batch=advance,
+            **kwargs,
+        )  # fmt: skip
+
+
 def run_evals(
     model_dir: Path,
     items: Items,
@@ -94,32 +127,28 @@ def run_evals(
     Greedy (temperature 0) gives one answer per item; sampling gives `samples` answers,
     one line each (`sample` 0..n-1), drawn with the options' seed so a rerun reproduces them.
     """
-    from benrl.evaluation.generate import generate, load_model
-
     evals = registered_evals()
     judges = judges or options.judges()
-    model, tokenizer = load_model(model_dir)
     flat = [(name, r) for name, records in items.items() for r in records]
-    completions = generate(
-        model,
-        tokenizer,
-        [list(r.messages) for _, r in flat],
-        max_new_tokens=options.max_new_tokens,
-        temperature=options.temperature,
-        seed=options.seed,
-        batch_size=options.batch_size,
-        num_samples=options.samples,
-    )
+    completions = answer_all(model_dir, [list(r.messages) for _, r in flat], options)
     answers: dict[str, list[tuple[ScenarioRecord, int, str]]] = {name: [] for name in items}
     for (name, record), outs in zip(flat, completions, strict=True):
         answers[name] += [(record, k, out) for k, out in enumerate(outs)]
-    rows_by_eval: dict[str, list[dict]] = {}
-    for name, graded in answers.items():
-        results = judges.score_many(evals[name].judge, [(r, out) for r, _, out in graded])
-        rows_by_eval[name] = [
-            {"id": r.id, "sample": k, "completion": out, **result.model_dump()}
-            for (r, k, out), result in zip(graded, results, strict=True)
+    # every eval's answers in one grading call: a model judge works through all of them
+    # with its bounded concurrency instead of one eval at a time
+    jobs = [
+        (judges.for_kind_name(evals[name].judge), r, out)
+        for name, graded in answers.items()
+        for r, _, out in graded
+    ]
+    results = iter(judges.grade_routed(jobs))
+    rows_by_eval: dict[str, list[dict]] = {
+        name: [
+            {"id": r.id, "sample": k, "completion": out, **next(results).model_dump()}
+            for r, k, out in graded
         ]
+        for name, graded in answers.items()
+    }
     for stale in out_dir.glob("*.jsonl"):  # samples of evals no longer in the suite
         if stale.stem not in rows_by_eval:
             stale.unlink()
@@ -217,7 +246,8 @@ def run_stage(run: Run) -> None:
             f"evals/{model_id}",
             ("eval", "judge"),
             {"scenarios": run.eval_records, "model": model_dir},
-            extra=names,
+            # the chat template's arguments change every prompt (they live in `train`)
+            extra=[names, options.chat_template_kwargs] if options.chat_template_kwargs else names,
         )
         if not run.should_run(stage, "eval"):
             continue

@@ -49,6 +49,7 @@ from benrl.judging.llm_client import (
     run_sync,
 )
 from benrl.judging.registry import MAX_COMPLETION_CHARS, aggregate, register_judge
+from benrl.progress import progress_bar
 from benrl.records import Criterion, JudgeResult, ScenarioRecord
 
 
@@ -190,8 +191,15 @@ class OpenAIJudge:
         return run_sync(self.ascore_many(pairs))
 
     async def ascore_many(self, pairs: list[tuple[ScenarioRecord, str]]) -> list[JudgeResult]:
-        async with self.client.session() as session:
-            return await asyncio.gather(*(self._score(session, r, c) for r, c in pairs))
+        with progress_bar(f"judging ({self.cfg.model})", len(pairs)) as advance:
+
+            async def one(record: ScenarioRecord, completion: str) -> JudgeResult:
+                result = await self._score(session, record, completion)
+                advance(1)
+                return result
+
+            async with self.client.session() as session:
+                return await asyncio.gather(*(one(r, c) for r, c in pairs))
 
     async def _score(
         self, session: LLMSession, record: ScenarioRecord, completion: str

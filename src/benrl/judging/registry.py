@@ -2,7 +2,10 @@
 
 Training with TRL, verl or OpenRLHF and evaluating all grade through a judge registered
 here, so a reward is the same number an eval computes. A judge grades one item
-(`score`) or a batch (`score_many`; a model judge sends a batch concurrently). A judge
+(`score`) or a batch (`score_many`; a model judge sends a batch concurrently, at most
+its `concurrency` requests in flight, results in input order). Callers hand whole batches
+to `JudgeCache.grade` / `grade_routed` (TRL's reward batch, an eval stage's answers, an
+OpenRLHF request), which split them by judge and keep the order. A judge
 that cannot grade returns status `failed` with score None (trainers skip it, evals
 count it), never a silent 0.
 
@@ -124,20 +127,48 @@ class JudgeCache:
             self._judges[name] = get_judge(name, **self.judge_options.get(name, {}))
         return self._judges[name]
 
-    def for_kind(self, kind: str) -> Judge:
-        """The judge of a record kind (trait | task)."""
+    def for_kind_name(self, kind: str) -> str:
+        """The judge name of a record kind (trait | task)."""
         if kind not in self.judge_by_kind:
             raise BenrlError(f"no judge for kind '{kind}' (kinds: {', '.join(self.judge_by_kind)})")
-        return self.get(self.judge_by_kind[kind])
+        return self.judge_by_kind[kind]
+
+    def for_kind(self, kind: str) -> Judge:
+        """The judge of a record kind (trait | task)."""
+        return self.get(self.for_kind_name(kind))
 
     def __call__(self, record: ScenarioRecord, completion: str) -> JudgeResult:
         """Grade one completion with the judge its record's source or kind maps to."""
-        result = self.get(judge_for(record, self.judge_by_kind)).score(record, completion)
-        self.counts[result.status] += 1
-        return result
+        return self.grade([(record, completion)])[0]
+
+    def grade(self, pairs: Sequence[Pair]) -> list[JudgeResult]:
+        """Grade a batch, each pair by the judge its record's source or kind maps to."""
+        return self.grade_routed([(judge_for(r, self.judge_by_kind), r, c) for r, c in pairs])
 
     def score_many(self, kind: str, pairs: Sequence[Pair]) -> list[JudgeResult]:
         """Grade a batch with the judge of `kind` (one batch call: concurrent for a model judge)."""
-        results = self.for_kind(kind).score_many(pairs)
-        self.counts.update(r.status for r in results)
-        return results
+        name = self.for_kind_name(kind)
+        return self.grade_routed([(name, r, c) for r, c in pairs])
+
+    def grade_routed(self, jobs: Sequence[tuple[str, ScenarioRecord, str]]) -> list[JudgeResult]:
+        """Grade (judge name, record, completion) jobs; results in the jobs' order.
+
+        Each judge gets its share as ONE `score_many` call, so a model judge sends it
+        with its bounded concurrency; the results are put back in the input order, so
+        they do not depend on the concurrency or on which answer came back first.
+        """
+        positions: dict[str, list[int]] = {}
+        for i, (name, _, _) in enumerate(jobs):
+            positions.setdefault(name, []).append(i)
+        results: list[JudgeResult | None] = [None] * len(jobs)
+        for name, where in positions.items():
+            graded = self.get(name).score_many([jobs[i][1:] for i in where])
+            if len(graded) != len(where):  # a plug-in judge breaking the protocol
+                raise BenrlError(
+                    f"judge '{name}' returned {len(graded)} results for {len(where)} items"
+                )
+            for i, result in zip(where, graded, strict=True):
+                results[i] = result
+        done = [r for r in results if r is not None]
+        self.counts.update(r.status for r in done)
+        return done

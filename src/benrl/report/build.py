@@ -18,6 +18,7 @@ from pathlib import Path
 from benrl.config import RunConfig
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import failure_counts
+from benrl.report.export_tables import SCHEMA_VERSION, write_per_eval_csv
 from benrl.report.html import report_html
 from benrl.report.markdown import report_markdown
 from benrl.report.paper import PAPER_HEADLINE, paper_comparison
@@ -39,6 +40,7 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
     scores, refusals = load_arm_scores(run_dir, model_ids)
     arms = arm_order(model_ids)
     results: dict = {
+        "schema_version": SCHEMA_VERSION,  # see results.schema.json
         "config": cfg.model_dump(mode="json"),
         "models": model_ids,
         "comparisons": all_comparisons(scores, refusals, comparison_pairs(arms, cfg), cfg),
@@ -58,6 +60,8 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
             results["left_out"][part] = f"{part}.enabled is false in this config"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    categories = {name: ev.category for name, ev in registered_evals().items()}
+    write_per_eval_csv(results, categories, out_dir / "per_eval.csv")
     figures = write_figures(run_dir, model_ids, main, results, out_dir)
     markdown = report_markdown(results, main, scores, refusals, arms, figures)
     (out_dir / "report.md").write_text(markdown)

@@ -15,8 +15,10 @@ instead of TRL. An export folder holds everything that engine needs for one arm 
 
 Formats, checked against the engines' sources (docs/scaling.md):
 verl reads parquet rows `data_source, prompt, ability, reward_model{style, ground_truth},
-extra_info` and loads `reward.custom_reward_function.path/.name` (verl before the `reward`
-config group: top-level `custom_reward_function.*`). OpenRLHF 0.11 reads JSONL prompts
+extra_info` and loads the reward from `custom_reward_function.path/.name` (verl up to
+0.8.0.dev, 2026-01) or `reward.custom_reward_function.*` (later); launch.sh asks the
+installed verl which (`verl_layout.py`) unless `VERL_REWARD_KEY` pins it. OpenRLHF 0.11
+reads JSONL prompts
 (`--data.input_key`, `--data.label_key`) and takes a reward `.py` file or an HTTP URL in
 `--reward.remote_url`; GRPO is `--algo.advantage.estimator group_norm`.
 """
@@ -44,6 +46,29 @@ TEMPLATE_TOKENS_PER_MESSAGE = 16
 TEMPLATE_TOKENS_FIXED = 64
 
 
+# OpenRLHF 0.11 waits at most this long for one remote reward request, and resends it up
+# to 5 times (aiohttp ClientTimeout(total=180) in openrlhf/utils/agent.py; no flag sets it).
+OPENRLHF_CLIENT_TIMEOUT_S = 180.0
+
+
+def judge_seconds_bound(options: dict[str, dict], completions: int, criteria: int) -> float:
+    """Worst-case seconds a model judge needs to grade `completions` answers of `criteria`
+    criteria each: every attempt times out, every retry waits its longest backoff, and a
+    malformed verdict is asked again once. 0 when no judge talks to an endpoint."""
+    from benrl.judging.openai_judge import OpenAIJudgeConfig
+
+    worst = 0.0
+    for opts in options.values():
+        if "model" not in opts:  # only endpoint judges wait on the network
+            continue
+        cfg = OpenAIJudgeConfig(**opts)
+        backoffs = sum(min(cfg.max_backoff_s, cfg.backoff_s * 2**k) for k in range(cfg.max_retries))
+        chain = 2 * ((cfg.max_retries + 1) * cfg.timeout_s + backoffs)  # x2: one re-ask
+        requests = completions * (criteria if cfg.mode == "per_criterion" else 1)
+        worst = max(worst, -(-requests // cfg.concurrency) * chain)
+    return worst
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """What an export wrote, for the CLI to print."""
@@ -55,6 +80,7 @@ class ExportResult:
     val_rows: int
     judges: dict[str, str]
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 # --- what every export shares ---------------------------------------------------------
@@ -257,8 +283,9 @@ def verl_launch(
         'actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION"',
         'actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
         'actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH_PER_GPU"',
-        'reward.custom_reward_function.path="$EXPORT_DIR/benrl_reward.py"',
-        "reward.custom_reward_function.name=compute_score",
+        # the key moved between verl versions; launch.sh detects it (verl_layout.py)
+        '"$VERL_REWARD_KEY.path=$EXPORT_DIR/benrl_reward.py"',
+        '"$VERL_REWARD_KEY.name=compute_score"',
         *validation,
         "trainer.total_epochs=1",
         f"trainer.total_training_steps={t.steps}",
@@ -458,7 +485,18 @@ def export_openrlhf(
     launch = openrlhf_launch(
         run_cfg, arm, seed, prompt_tokens, len(rows), _model_path(run_cfg, model_path), bool(evals)
     )
-    readme = _readme_openrlhf(run_cfg, arm, seed, result, prompt_tokens, options)
+    criteria = max((len(r.rubric) for r in rows), default=1)
+    bound = judge_seconds_bound(
+        options, run_cfg.train.prompts_per_step * run_cfg.train.generations, criteria
+    )
+    if bound > OPENRLHF_CLIENT_TIMEOUT_S:
+        result.warnings.append(
+            f"remote mode: the judge may need up to {bound:.0f} s for one rollout batch, more "
+            f"than OpenRLHF's fixed {OPENRLHF_CLIENT_TIMEOUT_S:.0f} s reward-request timeout; "
+            "use file mode (the default), or lower judge.options.<judge>.timeout_s / "
+            "max_retries or raise concurrency"
+        )
+    readme = _readme_openrlhf(run_cfg, arm, seed, result, prompt_tokens, options, bound)
     result.files.extend(
         [
             _write(out_dir / "reward_func.py", reward),
@@ -475,10 +513,19 @@ def export_openrlhf(
 
 
 def _readme_openrlhf(
-    cfg: RunConfig, arm: str, seed: int, result: ExportResult, prompt_tokens: int, options: dict
+    cfg: RunConfig,
+    arm: str,
+    seed: int,
+    result: ExportResult,
+    prompt_tokens: int,
+    options: dict,
+    judge_bound: float,
 ) -> str:
     return _readme_common(cfg, arm, seed, result, options) + _render(
-        "README_openrlhf.txt", prompt_tokens=prompt_tokens
+        "README_openrlhf.txt",
+        prompt_tokens=prompt_tokens,
+        judge_bound=f"{judge_bound:.0f}",
+        client_timeout=f"{OPENRLHF_CLIENT_TIMEOUT_S:.0f}",
     )
 
 

@@ -125,7 +125,7 @@ def finetune_ladder(
         shutil.rmtree(stale)
     (out_dir / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     torch.manual_seed(seed)
-    model, tokenizer = load_model(model_dir)
+    model, tokenizer = load_model(model_dir, for_training=True)
     _save(model, tokenizer, dose_dir(out_dir, 0) / "model")
     losses: list[float] = []
     if ladder[-1] > 0:

@@ -103,26 +103,28 @@ class TrlReward:
     ) -> list[float | None]:
         if record_id is None:
             raise BenrlError(f"{self.__name__}: the training dataset has no 'record_id' column")
-        rewards: list[float | None] = []
-        batch: Counter[str] = Counter()
-        for rid, completion in zip(record_id, completions, strict=True):
+        owned: list[int] = []  # positions of this kind's rows; other rows get None
+        pairs: list[tuple[ScenarioRecord, str]] = []
+        for i, (rid, completion) in enumerate(zip(record_id, completions, strict=True)):
             record = self.records.get(rid)
             if record is None:
                 raise BenrlError(f"{self.__name__}: record '{rid}' is not a training record")
-            if record.kind != self.kind:
-                rewards.append(None)
-                continue
-            result = self.grader(record, completion_text(completion))
-            batch[result.status] += 1
+            if record.kind == self.kind:
+                owned.append(i)
+                pairs.append((record, completion_text(completion)))
+        # the whole batch in one call: a model judge grades it concurrently, in order
+        results = self.grader.grade(pairs)
+        rewards: list[float | None] = [None] * len(record_id)
+        for i, result in zip(owned, results, strict=True):
+            rewards[i] = reward_value(result)
             if result.status == "failed":
                 self.last_failure = result.reason
-            rewards.append(reward_value(result))
+        batch = Counter(r.status for r in results)
         self.counts.update(batch)
         self._check_failures()
-        owned = sum(batch.values())
-        if log_metric is not None and owned:
-            log_metric(f"judge/{self.kind}_failed", batch["failed"] / owned)
-            log_metric(f"judge/{self.kind}_incoherent", batch["incoherent"] / owned)
+        if log_metric is not None and results:
+            log_metric(f"judge/{self.kind}_failed", batch["failed"] / len(results))
+            log_metric(f"judge/{self.kind}_incoherent", batch["incoherent"] / len(results))
         return rewards
 
     def _check_failures(self) -> None:
@@ -229,9 +231,26 @@ def compute_score(
     verl decodes the response with special tokens skipped, so `solution_str` is the
     completion itself. A failed verdict scores `FAILED_REWARD` and sets `judge_failed`.
     """
-    result = env_grader()(verl_record(ground_truth, extra_info), solution_str)
+    return _verl_score(env_grader()(verl_record(ground_truth, extra_info), solution_str))
+
+
+def _verl_score(result: JudgeResult) -> dict[str, float]:
     reward = reward_value(result)
     return {"score": FAILED_REWARD if reward is None else reward, **_extras(result)}
+
+
+def compute_score_batch(
+    data_sources: Sequence[str],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[dict | None],
+    **kwargs: Any,
+) -> list[dict[str, float]]:
+    """`compute_score` for verl's `batch` reward manager: one call grades the whole batch,
+    so a model judge sends it with its bounded concurrency; results in the batch's order."""
+    records = [verl_record(g, e) for g, e in zip(ground_truths, extra_infos, strict=True)]
+    results = env_grader().grade(list(zip(records, solution_strs, strict=True)))
+    return [_verl_score(r) for r in results]
 
 
 # --- OpenRLHF ---------------------------------------------------------------------------
@@ -256,20 +275,21 @@ def grade_openrlhf(
             f"OpenRLHF batch: {len(queries)} queries, {len(prompts)} prompts and "
             f"{len(records)} labels; they must be equally many"
         )
-    results = []
-    for query, prompt, record in zip(queries, prompts, records, strict=True):
-        response = response_from_query(query, prompt)
-        if response is None:
-            results.append(
-                JudgeResult(
-                    score=None,
-                    status="failed",
-                    reason=f"{record.id}: the query does not start with its prompt",
-                )
-            )
-        else:
-            results.append(grader(record, response))
-    return results
+    responses = [response_from_query(q, p) for q, p in zip(queries, prompts, strict=True)]
+    # every gradable query in one batch call (concurrent for a model judge), order kept
+    graded = iter(
+        grader.grade([(rec, r) for rec, r in zip(records, responses, strict=True) if r is not None])
+    )
+    return [
+        next(graded)
+        if response is not None
+        else JudgeResult(
+            score=None,
+            status="failed",
+            reason=f"{record.id}: the query does not start with its prompt",
+        )
+        for record, response in zip(records, responses, strict=True)
+    ]
 
 
 def openrlhf_payload(results: Sequence[JudgeResult]) -> dict[str, Any]:

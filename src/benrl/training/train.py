@@ -4,7 +4,9 @@ A thin adapter: `TrainConfig` maps onto `trl.GRPOConfig` (`grpo_args`), the arm'
 mixture (`arms.py`) becomes a `datasets.Dataset` with a `record_id` column, and the
 judges reach TRL through the reward functions of `rewards.py` (one per record kind, so
 TRL logs the reward by source). On CPU: `use_cpu=True`, `bf16=False`, no gradient
-checkpointing (gradient checkpointing does not pay on a CPU).
+checkpointing (gradient checkpointing does not pay on a CPU). Optional: LoRA (`train.peft`,
+TRL's `peft_config`; the adapters are merged into model/ at the end), experiment
+trackers (`train.report_to`; tensorboard logs go to arms/<arm>/tensorboard/).
 
 Compute matching: every arm gets the same steps, prompts per step, generations and
 completion length; TRL's shuffling is off so the rows of each step are fixed by the
@@ -42,9 +44,12 @@ def grpo_args(cfg: TrainConfig, seed: int, output_dir: Path, use_cpu: bool) -> d
     return {
         "output_dir": str(output_dir),
         "max_steps": cfg.steps,
-        "per_device_train_batch_size": cfg.prompts_per_step * cfg.generations,
+        # one optimizer step sees prompts_per_step x generations completions, however split
+        "per_device_train_batch_size": cfg.prompts_per_step
+        * cfg.generations
+        // cfg.gradient_accumulation_steps,
         "num_generations": cfg.generations,
-        "gradient_accumulation_steps": 1,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
         "max_completion_length": cfg.max_completion_length,
         "learning_rate": cfg.learning_rate,
         "beta": cfg.beta,
@@ -58,13 +63,50 @@ def grpo_args(cfg: TrainConfig, seed: int, output_dir: Path, use_cpu: bool) -> d
         "use_cpu": use_cpu,
         "bf16": cfg.bf16 and not use_cpu,
         "activation_checkpointing": cfg.gradient_checkpointing,  # TRL's default (on) is slow on CPU
-        "report_to": "none",
+        "report_to": list(cfg.report_to) or "none",
         "use_vllm": cfg.use_vllm,
         "vllm_mode": cfg.vllm_mode,
+        "vllm_gpu_memory_utilization": cfg.vllm_gpu_memory_utilization,
+        "vllm_enable_sleep_mode": cfg.vllm_enable_sleep_mode,
         "chat_template_kwargs": cfg.chat_template_kwargs or None,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
     }
+
+
+def peft_config(cfg: TrainConfig):
+    """The LoRA config TRL's GRPOTrainer takes as `peft_config`, or None (full fine-tuning)."""
+    if cfg.peft is None:
+        return None
+    from peft import LoraConfig  # lazy: only LoRA runs need peft
+
+    return LoraConfig(
+        r=cfg.peft.r,
+        lora_alpha=cfg.peft.alpha,
+        lora_dropout=cfg.peft.dropout,
+        target_modules=cfg.peft.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _save_policy(trainer, folder: Path) -> None:
+    """Save the trained policy as a plain HF model; LoRA adapters are merged in first,
+    so evals, stress and export load model/ the same way for either kind of run."""
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model.merge_and_unload().save_pretrained(str(folder))
+    else:
+        trainer.save_model(str(folder))
+
+
+def _tensorboard_into(trainer, folder: Path) -> None:
+    """Point TRL's tensorboard logger at `folder` (its default sits inside the checkpoint
+    folder, which is deleted when the arm finishes)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    if trainer.pop_callback(TensorBoardCallback) is not None:
+        trainer.add_callback(TensorBoardCallback(SummaryWriter(log_dir=str(folder))))
 
 
 def _dataset(rows: list[ScenarioRecord]):
@@ -98,11 +140,14 @@ def _progress_callback(description: str, total: int):
     from rich.progress import Progress
     from transformers import TrainerCallback
 
+    from benrl.progress import CONSOLE
+
     class RichProgress(TrainerCallback):
         """One rich progress bar per arm, instead of TRL's printed log dicts."""
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.progress = Progress(transient=True)
+            # the shared console: a judge's bar during a step stacks below this one
+            self.progress = Progress(transient=True, console=CONSOLE)
             self.progress.start()
             self.task = self.progress.add_task(
                 description, total=total, completed=state.global_step
@@ -164,7 +209,7 @@ def train_arm(
     checkpoints = out_dir / "checkpoints"
     resume = checkpoints.exists() and any(checkpoints.glob("checkpoint-*"))
     truncate_log(out_dir / "log.jsonl", last_checkpoint_step(checkpoints) if resume else 0)
-    model, tokenizer = load_model(base_model)
+    model, tokenizer = load_model(base_model, for_training=True)
     reward_funcs = make_trl_reward_funcs(
         by_id, judges, judge_cfg.options, max_failure_rate=judge_cfg.max_failure_rate
     )
@@ -177,8 +222,11 @@ def train_arm(
         train_dataset=_dataset(rows),
         reward_funcs=reward_funcs,
         callbacks=[_log_callback(out_dir / "log.jsonl")],
+        peft_config=peft_config(cfg),
     )
     trainer.remove_callback(PrinterCallback)
+    if "tensorboard" in cfg.report_to:
+        _tensorboard_into(trainer, out_dir / "tensorboard")
     trainer.add_callback(_progress_callback(f"GRPO {arm} seed {seed}", cfg.steps))
     if snapshots:
         trainer.add_callback(_snapshot_callback(out_dir / "snapshots", snapshots))
@@ -186,7 +234,7 @@ def train_arm(
         trainer.train(resume_from_checkpoint=True if resume else None)
     except BenrlError as e:  # a reward function's judge failed too often: name the arm
         raise BenrlError(f"training {arm} seed {seed}: {e}") from None
-    trainer.save_model(str(out_dir / "model"))
+    _save_policy(trainer, out_dir / "model")
     tokenizer.save_pretrained(str(out_dir / "model"))
     shutil.rmtree(checkpoints, ignore_errors=True)
     summary = summarize_log(out_dir / "log.jsonl", cfg)

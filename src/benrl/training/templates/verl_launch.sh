@@ -15,6 +15,10 @@ MICRO_BATCH_PER_GPU="$${MICRO_BATCH_PER_GPU:-8}" # sequences per GPU per forward
 GPU_MEMORY_UTILIZATION="$${GPU_MEMORY_UTILIZATION:-0.5}"  # vLLM share of a GPU
 RAY_ADDRESS="$${RAY_ADDRESS:-http://127.0.0.1:8265}"
 MODEL_PATH=$model  # local HF model folder, same path on every node
+# Where this verl reads the reward function: custom_reward_function (verl <= 0.8.0.dev,
+# 2026-01) or reward.custom_reward_function (later). Detected from the installed verl;
+# set VERL_REWARD_KEY to pin it.
+VERL_REWARD_KEY="$${VERL_REWARD_KEY:-$$(python3 -m benrl.training.verl_layout)}"
 
 # ---- 1. Ray: start the head here unless a cluster is up; on every other node run
 #         ray start --address=<head ip>:6379
