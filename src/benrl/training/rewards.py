@@ -31,7 +31,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -263,11 +263,17 @@ def response_from_query(query: str, prompt: str) -> str | None:
     return _TRAILING_SPECIAL.sub("", query[len(prompt) :])
 
 
+class BatchGrader(Protocol):
+    """What the OpenRLHF face needs of a grader: a batch in, results in the same order."""
+
+    def grade(self, pairs: Sequence[tuple[ScenarioRecord, str]]) -> list[JudgeResult]: ...
+
+
 def grade_openrlhf(
     queries: Sequence[str],
     prompts: Sequence[str],
     records: Sequence[ScenarioRecord],
-    grader: Callable[[ScenarioRecord, str], JudgeResult],
+    grader: BatchGrader,
 ) -> list[JudgeResult]:
     """Grade a batch of OpenRLHF queries; a query that does not extend its prompt fails."""
     if not len(queries) == len(prompts) == len(records):

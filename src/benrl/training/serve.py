@@ -30,6 +30,7 @@ import ipaddress
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
@@ -107,12 +108,24 @@ class SafeGrader:
     def __init__(self, grader: JudgeCache) -> None:
         self.grader = grader
 
+    @property
+    def judge_by_kind(self) -> dict[str, str]:
+        return self.grader.judge_by_kind
+
     def __call__(self, record: ScenarioRecord, completion: str) -> JudgeResult:
         try:
             return self.grader(record, completion)
         except Exception as e:  # any judge bug must not become a 500
             reason = f"judge_error: {type(e).__name__}: {str(e)[:200]}"
             return JudgeResult(score=None, status="failed", reason=reason)
+
+    def grade(self, pairs: Sequence[tuple[ScenarioRecord, str]]) -> list[JudgeResult]:
+        """The batch in one call; if a judge raises, each item again on its own, so only
+        the items that break the judge become failed verdicts."""
+        try:
+            return self.grader.grade(pairs)
+        except Exception:
+            return [self(record, completion) for record, completion in pairs]
 
 
 def is_loopback(host: str) -> bool:
