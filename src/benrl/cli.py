@@ -41,6 +41,8 @@ app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(organism_app, name="organism")
 config_app = typer.Typer(no_args_is_help=True, help="The run configuration.")
 app.add_typer(eval_app, name="eval")
+data_app = typer.Typer(no_args_is_help=True, help="Public eval datasets (evaluation only).")
+app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 
@@ -257,6 +259,24 @@ def eval_list() -> None:
         first = ev.description.splitlines()[0] if ev.description else ""
         table.add_row(name, ev.family, ev.category, first)
     Console().print(table)
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch(
+    sets: Annotated[list[str] | None, typer.Argument(help="sets to fetch (default: all)")] = None,
+    to: Annotated[Path, typer.Option("--to", help="the datasets folder to write")] = Path(
+        "data/realdata"
+    ),
+    mirror: Annotated[
+        str | None, typer.Option(help="fetch the same paths from this base URL instead")
+    ] = None,
+) -> None:
+    """Download public eval datasets at pinned revisions, checksum-checked, with provenance."""
+    from benrl.data.fetch import fetch
+
+    provenance = fetch(list(sets or []), to, mirror)
+    print(f"{len(provenance)} files in {to} (provenance: {to / 'provenance.json'})")
 
 
 @app.command("serve-reward")

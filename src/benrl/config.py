@@ -58,6 +58,11 @@ class ScenariosConfig(Section):
         description="backend llm: the OpenAI-compatible endpoint "
         "(llm_client.LLMEndpointConfig keys: base_url, model, api_key_env, concurrency, ...)",
     )
+    llm_domains: list[str] = Field(
+        [],
+        description="backend llm: taxonomy domains to write scenarios for (empty: every "
+        "domain); a pilot or a rehearsal writes a few",
+    )
     llm_per_cell: int = Field(
         2, ge=1, description="backend llm: scenarios per (trait, domain, pressure, split)"
     )

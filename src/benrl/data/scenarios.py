@@ -108,6 +108,10 @@ def llm_trait_records(
     from benrl.judging.llm_client import LLMEndpointConfig
 
     tax = load_taxonomy()
+    unknown = [d for d in cfg.llm_domains if d not in tax.domains]
+    if unknown:
+        raise BenrlError(f"scenarios.llm_domains: unknown domain(s) {unknown}")
+    domains = cfg.llm_domains or list(tax.domains)
     requests = [
         {
             "trait": name,
@@ -122,6 +126,7 @@ def llm_trait_records(
         }
         for name, trait in tax.traits.items()
         for domain, dom in tax.domains.items()
+        if domain in domains
         for pname, pressure in tax.pressures.items()
         if name in pressure.traits
         for v in range(cfg.llm_per_cell)
