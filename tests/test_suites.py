@@ -94,6 +94,7 @@ def test_pipeline_checks_the_suite_before_training(tmp_path: Path, monkeypatch) 
             if self.name == "scenarios":
                 write_jsonl(run.eval_records, [trait_record("llm/x/y", "truthfulness")])
 
+    monkeypatch.setattr(pipeline, "check_endpoints", lambda cfg: None)  # no writer needed
     monkeypatch.setattr(
         pipeline.importlib, "import_module", lambda module: FakeStage(module.split(".")[-1])
     )
@@ -142,3 +143,18 @@ def test_cli_bad_public_dataset_is_one_line_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "set 'bbq'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_unreachable_judge_fails_before_any_stage(tmp_path: Path) -> None:
+    cfg = RunConfig.model_validate(
+        {
+            "model": "models/tiny",
+            "judge": {
+                "trait": "openai",
+                "options": {"openai": {"base_url": "http://127.0.0.1:9/v1", "model": "j"}},
+            },
+        }
+    )
+    with pytest.raises(BenrlError, match=r"judge\.trait \(openai\): endpoint .*does not answer"):
+        pipeline.run_pipeline(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "scenarios").exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
+from benrl.judging.reachable import check_endpoints
 from benrl.run import STAGES, Run, console
 from benrl.runfolder import check_writable
 
@@ -43,6 +44,7 @@ def run_pipeline(
     missing_arms = [m for m in cfg.eval.models if m != "pre" and m not in cfg.train.arms]
     if missing_arms:
         raise BenrlError(f"eval.models names {missing_arms}, which train.arms does not train")
+    check_endpoints(cfg)  # an unreachable judge or writer fails now, not hours later
     run = Run(cfg, run_dir, frozenset(force or ()))
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     for name in STAGES:
