@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def llm_config(**eval_section: object) -> RunConfig:
     return RunConfig.model_validate(
         {
             "model": "models/tiny",
+            "stress": {"parts": ["persona"]},
             "scenarios": {
                 "backend": "llm",
                 "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
@@ -158,3 +160,23 @@ def test_unreachable_judge_fails_before_any_stage(tmp_path: Path) -> None:
     with pytest.raises(BenrlError, match=r"judge\.trait \(openai\): endpoint .*does not answer"):
         pipeline.run_pipeline(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "scenarios").exists()
+
+
+def test_bring_your_own_eval_joins_the_suite_from_the_config(tmp_path: Path) -> None:
+    rows = [{"q": f"{i}+1?", "opts": [str(i), str(i + 1)], "gold": str(i + 1)} for i in range(3)]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = tmp_path / "mine.yaml"
+    spec.write_text(
+        "name: my_sums\ndata: items.jsonl\ncategory: capability\nscorer: multiple_choice\n"
+        "columns: {prompt: q, choices: opts, answer: gold}\n"
+    )
+    cfg = llm_config(realdata={"yaml": [str(spec)]})
+    check_names(cfg)  # registers it
+    ev = registered_evals()["my_sums"]
+    assert (ev.family, ev.judge, ev.category) == ("byo", "multiple_choice", "capability")
+    assert eval_suite(cfg)[-1] == "my_sums"
+    items = select_items(eval_pool(cfg, []), ["my_sums"], 5, 0)["my_sums"]
+    assert len(items) == 3 and {r.answer for r in items} == {"B"}
+    (tmp_path / "items.jsonl").write_text('{"q": "no options"}\n')
+    with pytest.raises(BenrlError, match=r"eval\.realdata\.yaml: "):
+        check_names(cfg)

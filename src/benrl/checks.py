@@ -12,7 +12,7 @@ from benrl.data.chat_jsonl import check_chat_jsonl
 from benrl.data.realdata import list_realdata
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import eval_names
-from benrl.evaluation.suites import realdata_records
+from benrl.evaluation.suites import realdata_records, register_byo
 from benrl.judging.registry import known_judges
 
 ORGANISM_GENERIC = "generic"  # the organism's offline generic judge: parses its language
@@ -32,6 +32,7 @@ def check_names(cfg: RunConfig, where: str = "config") -> None:
             raise BenrlError(
                 f"{where}: key 'judge.options.{name}': unknown judge (known: {', '.join(judges)})"
             )
+    byo = register_byo(cfg)  # before eval names are resolved: eval.evals may name one
     try:
         eval_names(cfg.eval.evals)
     except BenrlError as e:
@@ -43,7 +44,7 @@ def check_names(cfg: RunConfig, where: str = "config") -> None:
             f"(known: {', '.join(list_realdata())})"
         )
     # public datasets load in seconds: a missing file or malformed row fails here, not at eval
-    realdata_records(cfg, [*cfg.eval.evals, *cfg.eval.realdata.sets])
+    realdata_records(cfg, [*cfg.eval.evals, *cfg.eval.realdata.sets, *byo])
     check_real_model(cfg, where)
 
 

@@ -196,6 +196,11 @@ class RealdataConfig(Section):
     limit: int | None = Field(
         None, ge=1, description="read only the first N items of each set (None: all)"
     )
+    yaml: list[Path] = Field(
+        [],
+        description="bring-your-own eval YAML files (docs/realdata.md); each joins the suite "
+        "as the eval its `name` names (family byo)",
+    )
 
     @model_validator(mode="after")
     def _root_and_sets(self) -> RealdataConfig:

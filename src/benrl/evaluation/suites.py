@@ -11,17 +11,22 @@ Two families work on any model, whatever wrote the scenarios:
   come from the folder `eval.realdata.root` names, never from the scenarios and never
   into training.
 
+A third family, `byo`, holds the user's bring-your-own evals (`eval.realdata.yaml`,
+YAML files read by `data.realdata.load_eval_yaml`), registered when a config names them.
+
 A run's suite is `eval.evals`, or when that is empty the family of the scenarios
-backend (`data.scenarios.register_trait_source`) plus `eval.realdata.sets`.
+backend (`data.scenarios.register_trait_source`); plus `eval.realdata.sets` and the
+bring-your-own evals.
 `check_suite` runs right after the scenarios stage: every chosen eval must have items,
 so a suite that cannot be filled fails before any training.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benrl.data.realdata import REALDATA, list_realdata, load_realdata
+from benrl.data.realdata import REALDATA, list_realdata, load_eval_yaml, load_realdata
 from benrl.data.scenarios import trait_source_family
 from benrl.data.traits import load_taxonomy
 from benrl.errors import BenrlError
@@ -95,23 +100,58 @@ def _register() -> None:
         register_eval(realdata_eval(name))
 
 
+BYO_PATHS: dict[str, Path] = {}  # bring-your-own eval name -> its YAML file
+
+
+def register_byo(cfg: RunConfig) -> list[str]:
+    """Register the config's bring-your-own evals (idempotent); returns their names."""
+    names = []
+    for path in cfg.eval.realdata.yaml:
+        try:
+            loaded = load_eval_yaml(path)
+        except BenrlError as e:
+            raise BenrlError(f"eval.realdata.yaml: {e}") from None
+        name = loaded.name
+        if name in BYO_PATHS and BYO_PATHS[name] != path.resolve():
+            raise BenrlError(f"eval.realdata.yaml: eval '{name}' is named by two files")
+        if name not in BYO_PATHS:
+            if name in registered_evals():
+                raise BenrlError(f"eval.realdata.yaml: {path}: eval '{name}' already exists")
+            kind = "trait" if loaded.scorer == MODEL_GRADED else loaded.scorer
+            register_eval(
+                Eval(
+                    name,
+                    loaded.category,
+                    lambda r, n=name: r.source == f"real/{n}",
+                    kind,
+                    description=f"bring-your-own eval {path}: {loaded.direction}",
+                    family="byo",
+                )
+            )
+            BYO_PATHS[name] = path.resolve()
+        names.append(name)
+    return names
+
+
 def eval_suite(cfg: RunConfig) -> list[str]:
-    """The evals a run uses: `eval.evals`, else the backend's family; plus eval.realdata.sets."""
+    """The evals a run uses: `eval.evals`, else the backend's family; plus the public sets."""
+    byo = register_byo(cfg)
     evals = registered_evals()
     if cfg.eval.evals:
         chosen = eval_names(cfg.eval.evals)
     else:
         family = trait_source_family(cfg.scenarios.backend)
         chosen = sorted(n for n, e in evals.items() if e.family == family)
-    return chosen + [s for s in cfg.eval.realdata.sets if s not in chosen]
+    return chosen + [s for s in [*cfg.eval.realdata.sets, *byo] if s not in chosen]
 
 
 def realdata_records(cfg: RunConfig, names: list[str]) -> list[ScenarioRecord]:
     """The items of every public-dataset eval among `names`, read from eval.realdata.root."""
+    register_byo(cfg)
+    records = [r for n in names if n in BYO_PATHS for r in load_eval_yaml(BYO_PATHS[n]).records]
     sets = [n for n in names if registered_evals()[n].family == "realdata"]
     if sets and cfg.eval.realdata.root is None:
         raise BenrlError(f"evals {sets} are public datasets: set eval.realdata.root")
-    records = []
     for name in sets:
         try:
             loaded = load_realdata(name, cfg.eval.realdata.root, cfg.eval.realdata.limit)
