@@ -2,9 +2,10 @@
 
 A GPU run that dies at its eval stage after hours of training wastes the GPU hours; most
 such deaths are config or plumbing errors that a tiny run would have hit too. A
-rehearsal keeps everything that decides *what* runs (stages, arms, seeds up to two,
-evals and eval families, public datasets, judges and their modes, chat template kwargs,
-stress parts, directions) and replaces only what decides *how big* or *where*:
+rehearsal keeps everything that decides *what* runs (stages, arms, evals and eval
+families, public datasets, judges and their modes, chat template kwargs, stress parts,
+directions) and replaces only what decides *how big* or *where* (one seed: a second
+repeats the same stages):
 
 - the model: a tiny random model of the same architecture family and chat template
   (`model.py`), built locally, never downloaded; the organism is built at a toy size;
@@ -96,7 +97,7 @@ def rehearsal_config(
         sc["llm_domains"] = sc["llm_domains"][:2] or list(REHEARSAL_DOMAINS)
     tr = data["train"]
     tr.update(
-        seeds=min(tr["seeds"], 2),
+        seeds=1,  # a second seed repeats the same stages; the rehearsal runs each once
         steps=2,
         prompts_per_step=2,
         generations=2,
