@@ -180,3 +180,17 @@ def test_bring_your_own_eval_joins_the_suite_from_the_config(tmp_path: Path) -> 
     (tmp_path / "items.jsonl").write_text('{"q": "no options"}\n')
     with pytest.raises(BenrlError, match=r"eval\.realdata\.yaml: "):
         check_names(cfg)
+
+
+def test_public_dataset_is_an_inspect_task(realdata_root: Path, monkeypatch) -> None:
+    from benrl.evaluation.inspect_tasks import REALDATA_ENV, benrl_task, judge_name
+
+    task = benrl_task("xstest", limit=4, root=str(realdata_root))
+    assert len(task.dataset) == 4 and task.metadata["category"] == "over_refusal"
+    assert all(s.metadata["source"] == "real/xstest" for s in task.dataset)
+    assert judge_name("xstest") == "refusal"
+    monkeypatch.setenv(REALDATA_ENV, str(realdata_root))
+    assert len(benrl_task("bbq", limit=2).dataset) == 2  # the folder from the environment
+    monkeypatch.delenv(REALDATA_ENV)
+    with pytest.raises(BenrlError, match="pass -T root=DIR"):
+        benrl_task("xstest")
