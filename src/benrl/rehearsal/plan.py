@@ -68,7 +68,6 @@ def _organism(data: dict) -> None:
         layers=2,
         heads=2,
         intermediate_size=0,
-        seq_len=64,
         batch_size=4,
         steps=10,
         warmup_steps=2,
