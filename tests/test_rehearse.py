@@ -15,6 +15,7 @@ import pytest
 from benrl.evaluation.registry import registered_evals
 from benrl.rehearsal.plan import NOTICE, load_for_rehearsal, rehearse
 
+pytestmark = pytest.mark.slow  # each rehearsal runs every stage of a config
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 REALDATA_ROOT = Path(os.environ.get("BENRL_REALDATA") or ROOT.parent / "shared" / "realdata")
