@@ -69,7 +69,7 @@ def scenario(situation: str, rubric_size: int = 3) -> str:
 def by_variant(answers: dict[int, Reply]):
     def respond(body: dict) -> Reply:
         prompt = body["messages"][1]["content"]
-        return answers[int(prompt.split("Variant: ", 1)[1].split(" ", 1)[0])]
+        return answers[int(prompt.split("Variant: ", 1)[1].split(" ", 1)[0].rsplit("-", 1)[-1])]
 
     return respond
 

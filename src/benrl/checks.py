@@ -15,10 +15,15 @@ import json
 from pathlib import Path
 
 from benrl.config import RunConfig
+from benrl.data.chat_jsonl import check_chat_jsonl
+from benrl.data.realdata import list_realdata
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import eval_names
+from benrl.evaluation.suites import realdata_records, register_byo
 from benrl.judging.llm_client import Failure, LLMClient, LLMEndpointConfig
-from benrl.judging.registry import get_judge, known_judges
+from benrl.judging.registry import get_judge, judge_options, known_judges
+
+ORGANISM_GENERIC = "generic"  # the organism's offline generic judge: parses its language
 
 
 def check_names(cfg: RunConfig, where: str = "config") -> None:
@@ -35,10 +40,44 @@ def check_names(cfg: RunConfig, where: str = "config") -> None:
             raise BenrlError(
                 f"{where}: key 'judge.options.{name}': unknown judge (known: {', '.join(judges)})"
             )
+    byo = register_byo(cfg)  # before eval names are resolved: eval.evals may name one
     try:
         eval_names(cfg.eval.evals)
     except BenrlError as e:
         raise BenrlError(f"{where}: key 'eval.evals': {e}") from None
+    unknown = [s for s in cfg.eval.realdata.sets if s not in list_realdata()]
+    if unknown:
+        raise BenrlError(
+            f"{where}: key 'eval.realdata.sets': unknown set(s) {unknown} "
+            f"(known: {', '.join(list_realdata())})"
+        )
+    # public datasets load in seconds: a missing file or malformed row fails here, not at eval
+    realdata_records(cfg, [*cfg.eval.evals, *cfg.eval.realdata.sets, *byo])
+    check_real_model(cfg, where)
+
+
+def check_real_model(cfg: RunConfig, where: str) -> None:
+    """A real model gets real controls: no organism-language reward or fine-tuning rows."""
+    if cfg.stress.harmful_data is not None:
+        try:
+            check_chat_jsonl(cfg.stress.harmful_data)
+        except BenrlError as e:
+            raise BenrlError(f"{where}: key 'stress.harmful_data': {e}") from None
+    if cfg.model == "organism":
+        return
+    if "generic" in cfg.train.arms and cfg.judge.generic == ORGANISM_GENERIC:
+        raise BenrlError(
+            f"{where}: key 'judge.generic': '{ORGANISM_GENERIC}' grades the organism's "
+            "language and gives a real model's generic arm no signal; use 'helpfulness' "
+            "(model-graded, blind to the trait)"
+        )
+    stress = cfg.stress
+    if stress.enabled and "finetune" in stress.parts and stress.harmful_data is None:
+        raise BenrlError(
+            f"{where}: key 'stress.harmful_data': a real model is fine-tuned on a chat JSONL "
+            "of harmful advice (e.g. Turner et al. 2025's bad medical advice); name one, or "
+            "drop 'finetune' from stress.parts"
+        )
 
 
 def check_config(cfg: RunConfig, where: str = "config") -> None:
@@ -137,7 +176,7 @@ def _check_judges(cfg: RunConfig) -> None:
     """Build every judge the stages will use: its options and API-key variable are checked."""
     for name in used_judges(cfg):
         try:
-            get_judge(name, **cfg.judge.options.get(name, {}))
+            get_judge(name, **judge_options(name, cfg.judge.options))
         except BenrlError as e:
             raise BenrlError(f"key 'judge.options.{name}': {e}") from None
         except TypeError as e:
@@ -150,7 +189,7 @@ def check_endpoints(cfg: RunConfig) -> None:
     if cfg.scenarios.backend == "llm":
         ping_endpoint(LLMEndpointConfig.model_validate(cfg.scenarios.llm), "scenarios.llm")
     for name in used_judges(cfg):
-        judge = get_judge(name, **cfg.judge.options.get(name, {}))
+        judge = get_judge(name, **judge_options(name, cfg.judge.options))
         preflight = getattr(judge, "preflight", None)
         if preflight is not None:
             preflight()

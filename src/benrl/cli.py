@@ -41,6 +41,8 @@ app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(organism_app, name="organism")
 config_app = typer.Typer(no_args_is_help=True, help="The run configuration.")
 app.add_typer(eval_app, name="eval")
+data_app = typer.Typer(no_args_is_help=True, help="Public eval datasets (evaluation only).")
+app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 
@@ -152,6 +154,28 @@ def run(
     print(report)
 
 
+@app.command()
+@user_errors
+def rehearse(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    out: OutOpt = None,
+    realdata: Annotated[
+        Path | None, typer.Option(help="public-datasets folder to use instead of the config's")
+    ] = None,
+) -> None:
+    """Run the config's stage plan on CPU, offline, in minutes: tiny model, stand-in judge.
+
+    Catches config and plumbing errors before a GPU job. Its numbers mean nothing.
+    """
+    from benrl.rehearsal.plan import NOTICE, load_for_rehearsal
+    from benrl.rehearsal.plan import rehearse as run_rehearsal
+
+    cfg = load_for_rehearsal(config, realdata)  # checked at rehearsal size, files substituted
+    folder = run_rehearsal(cfg, out)
+    console.print(f"[bold yellow]{NOTICE}[/bold yellow]", soft_wrap=True)
+    print(folder)
+
+
 @scenarios_app.command("build")
 @user_errors
 def scenarios_build(config: ConfigOpt = DEFAULT_CONFIG, out: OutOpt = None) -> None:
@@ -253,6 +277,7 @@ def eval_aa(
     """A/A check: the same model against itself must flag no eval in >= 95% of repetitions."""
     from benrl.evaluation.aa import run_aa, sample_scores
     from benrl.evaluation.runner import RunnerOptions, select_items
+    from benrl.evaluation.suites import eval_pool, eval_suite
     from benrl.records import read_records
     from benrl.run import Run
     from benrl.runfolder import run_lock
@@ -261,7 +286,8 @@ def eval_aa(
     run = Run(cfg, out or Path("runs") / cfg.name)
     if samples < 2:
         raise BenrlError(f"--samples {samples}: the A/A check needs at least 2 per item")
-    chosen = select_items(read_records(run.eval_records), cfg.eval.evals, items, cfg.seed)
+    names = eval_suite(cfg)
+    chosen = select_items(eval_pool(cfg, read_records(run.eval_records)), names, items, cfg.seed)
     judges = RunnerOptions.from_config(cfg).judges()
     scores = sample_scores(
         run.model_dir(model),
@@ -286,10 +312,29 @@ def eval_list() -> None:
     """List the registered evals with their categories."""
     from benrl.evaluation.registry import registered_evals
 
-    table = Table("eval", "category", "description")
-    for name, ev in sorted(registered_evals().items()):
-        table.add_row(name, ev.category, ev.description.splitlines()[0] if ev.description else "")
+    table = Table("eval", "family", "category", "description")
+    for name, ev in sorted(registered_evals().items(), key=lambda kv: (kv[1].family, kv[0])):
+        first = ev.description.splitlines()[0] if ev.description else ""
+        table.add_row(name, ev.family, ev.category, first)
     Console().print(table)
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch(
+    sets: Annotated[list[str] | None, typer.Argument(help="sets to fetch (default: all)")] = None,
+    to: Annotated[Path, typer.Option("--to", help="the datasets folder to write")] = Path(
+        "data/realdata"
+    ),
+    mirror: Annotated[
+        str | None, typer.Option(help="fetch the same paths from this base URL instead")
+    ] = None,
+) -> None:
+    """Download public eval datasets at pinned revisions, checksum-checked, with provenance."""
+    from benrl.data.fetch import fetch
+
+    provenance = fetch(list(sets or []), to, mirror)
+    print(f"{len(provenance)} files in {to} (provenance: {to / 'provenance.json'})")
 
 
 @app.command("serve-reward")

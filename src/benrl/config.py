@@ -58,6 +58,11 @@ class ScenariosConfig(Section):
         description="backend llm: the OpenAI-compatible endpoint "
         "(llm_client.LLMEndpointConfig keys: base_url, model, api_key_env, concurrency, ...)",
     )
+    llm_domains: list[str] = Field(
+        [],
+        description="backend llm: taxonomy domains to write scenarios for (empty: every "
+        "domain); a pilot or a rehearsal writes a few",
+    )
     llm_per_cell: int = Field(
         2, ge=1, description="backend llm: scenarios per (trait, domain, pressure, split)"
     )
@@ -230,12 +235,48 @@ class TrainConfig(Section):
         return arms
 
 
+class RealdataConfig(Section):
+    root: Path | None = Field(
+        None,
+        description="folder holding the public datasets (one sub-folder per set, the layout "
+        "`benrl data fetch` writes); relative to the working directory",
+    )
+    sets: list[str] = Field(
+        [], description="datasets to add to the eval suite (`benrl eval list`, family realdata)"
+    )
+    limit: int | None = Field(
+        None, ge=1, description="read only the first N items of each set (None: all)"
+    )
+    yaml: list[Path] = Field(
+        [],
+        description="bring-your-own eval YAML files (docs/realdata.md); each joins the suite "
+        "as the eval its `name` names (family byo)",
+    )
+
+    @model_validator(mode="after")
+    def _root_and_sets(self) -> RealdataConfig:
+        if not self.sets:  # set names are checked against the registry in checks.py
+            return self
+        if self.root is None:
+            raise ValueError("sets are named but root is not: name the datasets folder")
+        if not self.root.is_dir():
+            raise ValueError(f"root {self.root} is not a folder (get it with `benrl data fetch`)")
+        return self
+
+
 class EvalConfig(Section):
     models: list[str] = Field(
         ["pre", "baseline", "beneficial"], description="arms to evaluate (pre = no RL)"
     )
     evals: list[str] = Field(
-        [], description="evals to run by name; empty means every registered organism eval"
+        [],
+        description="evals to run by name (`benrl eval list`); empty means the default suite: "
+        "the eval family of the scenarios backend (template: the organism's probe evals; "
+        "llm: one eval per trait plus capability), plus eval.realdata.sets",
+    )
+    realdata: RealdataConfig = Field(
+        default_factory=RealdataConfig,
+        description="public datasets in the suite (evaluation only, never training)",
     )
     items_per_eval: int = Field(100, ge=1, description="items per eval")
     max_new_tokens: int = Field(24, ge=4, description="max new tokens per answer")
@@ -285,6 +326,11 @@ class StressConfig(Section):
     items_per_eval: int = Field(100, ge=1, description="items per eval under each persona")
     finetune_doses: list[int] = Field(
         [0, 10, 30, 100], description="harmful fine-tuning steps of the dose ladder"
+    )
+    harmful_data: Path | None = Field(
+        None,
+        description="chat JSONL of harmful advice to fine-tune on (e.g. Turner et al. 2025's "
+        "bad medical advice); None: the organism's rows (organism runs only)",
     )
     finetune_lora: bool = Field(False, description="LoRA (peft) instead of full fine-tuning")
     finetune_learning_rate: float = Field(1e-4, gt=0, description="harmful SFT learning rate")

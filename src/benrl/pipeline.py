@@ -56,3 +56,8 @@ def _run_stages(run: Run, only: set[str] | None) -> None:
         started = time.time()
         importlib.import_module(STAGE_MODULES[name]).run_stage(run)
         console.print(f"[green]{name}[/green] done in {time.time() - started:.1f}s")
+        if name == "scenarios":  # every eval of the suite can be filled: fail before training
+            from benrl.evaluation.suites import check_suite
+            from benrl.records import read_records
+
+            check_suite(run.cfg, read_records(run.eval_records))

@@ -325,10 +325,17 @@ def run_stage(run: Run) -> None:
     if not cfg.enabled:
         return
     if run.cfg.model != "organism":
-        console.print(
-            f"[yellow]warning:[/yellow] directions use the '{PAIR_SOURCE}' contrast pairs "
-            "(the organism's language) on a model that is not the organism"
+        # The only contrast pairs are the organism's, in its fictional language: directions
+        # estimated from them on an English model would measure nothing. Say so and skip.
+        reason = (
+            f"the only trait contrast pairs ('{PAIR_SOURCE}') are in the organism's fictional "
+            "language; no English pair source is registered for a real model"
         )
+        console.print(f"[yellow]directions skipped:[/yellow] {reason}")
+        skipped = run.dir / "directions" / "skipped.json"
+        skipped.parent.mkdir(parents=True, exist_ok=True)
+        skipped.write_text(json.dumps({"skipped": reason}))
+        return
     inputs = {"base_model": run.base_model}
     if run.eval_records.exists():
         inputs["scenarios"] = run.eval_records
@@ -354,6 +361,9 @@ def run_stage(run: Run) -> None:
 
 
 def directions_results(run_dir: Path) -> dict:
-    """The stage's summary for the report; {} when the stage has not run."""
+    """The stage's summary for the report; {"skipped": why} or {} when the stage has not run."""
     path = run_dir / "directions" / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if path.is_file():
+        return json.loads(path.read_text())
+    skipped = run_dir / "directions" / "skipped.json"
+    return json.loads(skipped.read_text()) if skipped.is_file() else {}

@@ -45,7 +45,7 @@ from benrl.data.personas import (
     load_personas,
 )
 from benrl.errors import BenrlError
-from benrl.evaluation.registry import eval_names, registered_evals
+from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import (
     RunnerOptions,
     check_failures,
@@ -54,11 +54,18 @@ from benrl.evaluation.runner import (
     select_items,
 )
 from benrl.evaluation.stats import bootstrap_ci, standard_error
+from benrl.evaluation.suites import eval_pool, eval_suite
 from benrl.records import ScenarioRecord, read_records
 from benrl.run import Run, console
 from benrl.training.finetune import check_doses, dose_dir, finetune_ladder
 
-HARMFUL_DATA = "organism"  # the only registered harmful fine-tuning data source so far
+HARMFUL_DATA = "organism"  # the organism's rows: the default of organism runs
+
+
+def harmful_source(run: Run) -> str | Path:
+    """The harmful fine-tuning data: the user's chat JSONL, else the organism's rows."""
+    return run.cfg.stress.harmful_data or HARMFUL_DATA
+
 
 GROUPS = ("health", "non_health", "capability")
 
@@ -256,7 +263,7 @@ def check_models(run: Run, model_ids: list[str], need_evals: bool) -> None:
 
 def stress_items(run: Run, records: list[ScenarioRecord]) -> dict[str, list[ScenarioRecord]]:
     """Per eval: `stress.items_per_eval` of the eval stage's items (same seed, same pool)."""
-    names = eval_names(run.cfg.eval.evals)
+    names = eval_suite(run.cfg)
     base = select_items(records, names, run.cfg.eval.items_per_eval, run.cfg.seed)
     return {
         n: select_items(base[n], [n], run.cfg.stress.items_per_eval, run.cfg.seed)[n] for n in names
@@ -274,14 +281,9 @@ def run_stage(run: Run) -> None:
         english = run.cfg.model != "organism"
         personas = choose_personas(load_personas(path), cfg.personas, english, path)
     doses = check_doses(cfg.finetune_doses)
-    if "finetune" in cfg.parts and run.cfg.model != "organism":
-        console.print(
-            f"[yellow]warning:[/yellow] harmful fine-tuning uses the '{HARMFUL_DATA}' rows "
-            "(the organism's language) on a model that is not the organism"
-        )
     model_ids = run.model_ids(cfg.models)
     check_models(run, model_ids, need_evals=bool(personas))
-    items = cache(lambda: stress_items(run, read_records(run.eval_records)))
+    items = cache(lambda: stress_items(run, eval_pool(run.cfg, read_records(run.eval_records))))
     if personas:
         for persona, prompt in personas:
             for model_id in model_ids:
@@ -315,7 +317,8 @@ def _identity(run: Run, **more: object) -> dict:
     """
     cfg = run.cfg.eval
     return {
-        "evals": eval_names(cfg.evals),
+        "evals": eval_suite(run.cfg),
+        "realdata": cfg.realdata.model_dump(mode="json"),
         "eval_items_per_eval": cfg.items_per_eval,
         "items_per_eval": run.cfg.stress.items_per_eval,
         "max_new_tokens": cfg.max_new_tokens,
@@ -356,6 +359,7 @@ def _finetune_stage(run: Run, doses: list[int], model_id: str, items: Items) -> 
             run,
             doses=doses,
             lora=cfg.finetune_lora,
+            harmful_data=str(cfg.harmful_data or HARMFUL_DATA),
             learning_rate=cfg.finetune_learning_rate,
             batch_size=cfg.finetune_batch_size,
         ),
@@ -365,7 +369,7 @@ def _finetune_stage(run: Run, doses: list[int], model_id: str, items: Items) -> 
     console.print(f"harmful fine-tuning of {model_id}: doses {doses}")
     with stage.running() as extra:
         extra["training"] = finetune_ladder(
-            run.model_dir(model_id), doses, cfg, run.cfg.seed, stage.dir, HARMFUL_DATA
+            run.model_dir(model_id), doses, cfg, run.cfg.seed, stage.dir, harmful_source(run)
         )
         for dose in doses:
             folder = dose_dir(stage.dir, dose)

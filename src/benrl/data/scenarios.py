@@ -12,6 +12,7 @@ per trait x domain x pressure x split and the share of multi-turn records.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -29,11 +30,21 @@ TraitSource = Callable[[ScenariosConfig, int, str, Path], list[ScenarioRecord]]
 TaskSource = Callable[[ScenariosConfig, int, str], list[ScenarioRecord]]
 TRAIT_SOURCES: Registry[TraitSource] = Registry("scenarios.backend")
 TASK_SOURCES: Registry[TaskSource] = Registry("task source")
+TRAIT_SOURCE_FAMILY: dict[str, str] = {}  # trait source -> the eval family it fills by default
 DEFAULT_TASK_SOURCE = "world"  # the organism's; a real model names scenarios.tasks_file
-
-
-register_trait_source = TRAIT_SOURCES.register
 register_task_source = TASK_SOURCES.register
+
+
+def register_trait_source(name: str, source: TraitSource, eval_family: str = "traits") -> None:
+    """Add a trait source; `eval_family` is the eval family an empty `eval.evals` runs on it."""
+    TRAIT_SOURCES.register(name, source)
+    TRAIT_SOURCE_FAMILY[name] = eval_family
+
+
+def trait_source_family(name: str) -> str:
+    """The default eval family of the trait source `name`."""
+    TRAIT_SOURCES.get(name)  # an unknown source is an error naming the known ones
+    return TRAIT_SOURCE_FAMILY[name]
 
 
 def dedupe(records: list[ScenarioRecord]) -> list[ScenarioRecord]:
@@ -54,9 +65,16 @@ def build_scenarios(cfg: ScenariosConfig, seed: int, out_dir: Path) -> dict:
         if not records:
             raise BenrlError(f"scenarios: the {split} split is empty")
         write_jsonl(out_dir / f"{split}.jsonl", records)
-    card = scenario_card(splits)
+    unchecked = frozenset(r.id for r in read_records(cfg.tasks_file)) if cfg.tasks_file else None
+    card = scenario_card(splits, unchecked or frozenset())
     (out_dir / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     (out_dir / "card.md").write_text(card_markdown(card, splits))
+    if card["family_overlap"]:  # the card says "must be 0": an eval would measure training data
+        shown = ", ".join(card["family_overlap"][:3])
+        raise BenrlError(
+            f"scenarios: {len(card['family_overlap'])} template families are shared by train "
+            f"and eval ({shown}, ...; see {out_dir / 'card.md'}); evals must use held-out wordings"
+        )
     return card["totals"]
 
 
@@ -80,6 +98,10 @@ def llm_trait_records(
     from benrl.judging.llm_client import LLMEndpointConfig
 
     tax = load_taxonomy()
+    unknown = [d for d in cfg.llm_domains if d not in tax.domains]
+    if unknown:
+        raise BenrlError(f"scenarios.llm_domains: unknown domain(s) {unknown}")
+    domains = cfg.llm_domains or list(tax.domains)
     requests = [
         {
             "trait": name,
@@ -94,6 +116,7 @@ def llm_trait_records(
         }
         for name, trait in tax.traits.items()
         for domain, dom in tax.domains.items()
+        if domain in domains
         for pname, pressure in tax.pressures.items()
         if name in pressure.traits
         for v in range(cfg.llm_per_cell)
@@ -104,7 +127,26 @@ def llm_trait_records(
     return sorted(read_records(path), key=lambda r: r.id) if path.exists() else []
 
 
-def scenario_card(splits: dict[str, list[ScenarioRecord]]) -> dict:
+def family(record: ScenarioRecord) -> str:
+    """The template family a record was instantiated from (its `source`).
+
+    A generated record (`llm/...`) is written afresh for its split, so its "family" is its
+    own user text: the check then catches a writer that returned the same conversation
+    for train and eval.
+    """
+    if record.source.startswith("llm/"):
+        text = "\n".join(m.content for m in record.messages if m.role == "user")
+        return f"{record.source}#{hash_text(text)}"
+    return record.source
+
+
+def hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def scenario_card(
+    splits: dict[str, list[ScenarioRecord]], unchecked: frozenset[str] = frozenset()
+) -> dict:
     cells: Counter[str] = Counter()
     totals: dict[str, int] = {}
     multi_turn: dict[str, float] = {}
@@ -118,7 +160,8 @@ def scenario_card(splits: dict[str, list[ScenarioRecord]]) -> dict:
             / max(1, len(traits)),
             3,
         )
-        families[split] = sorted({r.source for r in records})
+        # a user's task file has no templates: its records keep their source in both splits
+        families[split] = sorted({family(r) for r in records if r.id not in unchecked})
         for r in traits:
             for trait in r.traits:
                 cells[f"{split}|{trait}|{r.domain}|{r.pressure}"] += 1

@@ -149,7 +149,10 @@ def writer_messages(request: ScenarioRequest) -> Messages:
             f"Trait: {described(request.trait, request.trait_description)}",
             f"Domain: {described(request.domain, request.domain_description)}",
             f"Pressure: {described(request.pressure, request.pressure_description)}",
-            f"Variant: {request.variant} (each variant: a different person, situation and wording)",
+            # The split is part of the variant: identical train and eval requests would give
+            # identical scenarios from a cached or deterministic writer (an eval leak).
+            f"Variant: {request.split}-{request.variant} (each variant: a different person, "
+            "situation and wording)",
             "",
             "Requirements:",
             *(f"- {line}" for line in requirements),

@@ -12,12 +12,15 @@ sentinel (`Score.unscored`, NaN): metrics skip it and the log counts it, never a
 An `incoherent` answer is a real behaviour of the model and scores 0, as in benrl.
 
 The package's `inspect_ai` entry point imports this module, which registers one
-`@task` per registered eval (`evaluation.registry`) under the name `benrl/<eval>`.
+`@task` per registered eval (`evaluation.registry`) under the name `benrl/<eval>`,
+the public datasets included: `inspect eval benrl/xstest -T root=DIR` (or
+$BENRL_REALDATA) reads the set from the folder `benrl data fetch` wrote.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState, generate
 
 from benrl.config import EvalConfig, JudgeConfig, ScenariosConfig
+from benrl.data.realdata import load_realdata
 from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import registered_evals
@@ -45,6 +49,7 @@ from benrl.records import Message, ScenarioRecord, read_records
 
 MAX_TOKENS = EvalConfig().max_new_tokens  # the runner's default answer budget
 DEFAULT_SEED = 0
+REALDATA_ENV = "BENRL_REALDATA"  # where public datasets are read from when -T root is not given
 
 _MESSAGE_TYPES: dict[str, type[ChatMessage]] = {
     "system": ChatMessageSystem,
@@ -70,8 +75,20 @@ def judge_name(eval_name: str, judge: str | None = None) -> str:
     """The judge of an eval: `judge` if given, else the run config's default for its kind."""
     if judge:
         return judge
-    defaults = JudgeConfig()
-    return getattr(defaults, registered_evals()[eval_name].judge)
+    kind = registered_evals()[eval_name].judge
+    # a kind (trait | task) maps through the config's defaults; a public set names its own
+    return getattr(JudgeConfig(), kind) if kind in ("trait", "task") else kind
+
+
+def realdata_items(name: str, root: str | None) -> list[ScenarioRecord]:
+    """The items of the public dataset `name` from `root` (default: $BENRL_REALDATA)."""
+    folder = root or os.environ.get(REALDATA_ENV)
+    if not folder:
+        raise BenrlError(
+            f"eval '{name}' is a public dataset: pass -T root=DIR or set {REALDATA_ENV} "
+            "(a folder `benrl data fetch` wrote)"
+        )
+    return load_realdata(name, Path(folder)).records
 
 
 def chat_messages(messages: list[Message]) -> list[ChatMessage]:
@@ -126,16 +143,21 @@ def benrl_task(
     seed: int = DEFAULT_SEED,
     max_tokens: int = MAX_TOKENS,
     judge_options: dict[str, Any] | None = None,
+    root: str | None = None,
 ) -> Task:
     """The inspect task of eval `name` on the eval-split records of `records_path`.
 
     Items are `select_items(records, [name], limit, seed)`, exactly the runner's subset;
-    without `records_path` the default scenarios (seed 0) are built in a temp folder.
+    without `records_path` the default scenarios (seed 0) are built in a temp folder. A
+    public dataset (family realdata) reads its items from `root`, else $BENRL_REALDATA.
     """
     if name not in registered_evals():
         raise BenrlError(f"unknown eval '{name}'; known: {', '.join(sorted(registered_evals()))}")
-    path = Path(records_path) if records_path else default_records()
-    items = select_items(read_records(path), [name], limit, seed)[name]
+    if registered_evals()[name].family == "realdata":
+        records = realdata_items(name, root)
+    else:
+        records = read_records(Path(records_path) if records_path else default_records())
+    items = select_items(records, [name], limit, seed)[name]
     return Task(
         dataset=MemoryDataset([record_sample(r) for r in items], name=name),
         solver=generate(),
@@ -156,8 +178,9 @@ def _register(name: str) -> None:
         seed: int = DEFAULT_SEED,
         max_tokens: int = MAX_TOKENS,
         judge_options: dict[str, Any] | None = None,
+        root: str | None = None,
     ) -> Task:
-        return benrl_task(name, records, limit, judge, seed, max_tokens, judge_options)
+        return benrl_task(name, records, limit, judge, seed, max_tokens, judge_options, root)
 
     eval_task.__name__ = eval_task.__qualname__ = name
     eval_task.__doc__ = registered_evals()[name].description or f"benrl eval {name}"

@@ -5,12 +5,17 @@ config's `judge.trait` or `judge.task`), and says what it measures: a category o
 paper's, the traits it touches, its domains and, where it has them, the behaviour
 probe and domain cluster it slices. Scores are oriented higher-is-better.
 
-Evals register with `register_eval`; plug-ins (the organism's 64 probe evals) register
-theirs when `benrl.plugins` loads them, which `registered_evals()` does first.
+Evals come in families. The core registers two model-agnostic ones on first lookup
+(`evaluation/suites.py`): `traits` (one eval per taxonomy trait, over any trait record
+whatever wrote it, plus `capability` over every standard task) and `realdata` (one eval
+per public dataset of `data/realdata.py`, items loaded from the folder the config names).
+Plug-ins register theirs (the organism's 64 probe evals, family `organism`) when
+`benrl.plugins` loads them, which `registered_evals()` does first.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +25,8 @@ from benrl.plugins import load_plugins
 from benrl.records import ScenarioRecord
 
 JudgeKind = Literal["trait", "task"]
+# Modules of this package that register evals, imported on first lookup.
+BUILTIN_MODULES = ("benrl.evaluation.suites",)
 
 
 @dataclass(frozen=True)
@@ -27,12 +34,14 @@ class Eval:
     name: str
     category: str
     select: Callable[[ScenarioRecord], bool]
-    judge: JudgeKind  # which of the config's judges grades it: judge.trait or judge.task
+    # which judge grades it: a kind (the config's judge.trait or judge.task) or a judge name
+    judge: JudgeKind | str
     traits: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     description: str = ""
     probe: str | None = None  # the behaviour probe it slices, when it slices one
     cluster: str | None = None  # the domain cluster it slices, when it slices one
+    family: str = "traits"  # traits | realdata | a plug-in's (organism)
 
 
 EVALS: dict[str, Eval] = {}
@@ -49,6 +58,8 @@ def register_eval(ev: Eval) -> Eval:
 def registered_evals() -> dict[str, Eval]:
     """Every registered eval, plug-ins' included."""
     load_plugins()
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
     return EVALS
 
 

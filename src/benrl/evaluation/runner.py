@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import eval_names, registered_evals
 from benrl.evaluation.stats import standard_error
+from benrl.evaluation.suites import eval_pool, eval_suite
 from benrl.judging.registry import JudgeCache
 from benrl.records import ScenarioRecord, read_json, read_jsonl, read_records, write_jsonl
 from benrl.run import Run, console
@@ -236,7 +237,7 @@ def check_failures(
 def run_stage(run: Run) -> None:
     """Evaluate every model of `eval.models` (seeds expanded) on the chosen evals."""
     cfg = run.cfg.eval
-    names = eval_names(cfg.evals)  # part of the stage's identity: new evals rerun it
+    names = eval_suite(run.cfg)  # part of the stage's identity: new evals rerun it
     options = RunnerOptions.from_config(run.cfg)
     judges = options.judges()
     records = None
@@ -251,7 +252,7 @@ def run_stage(run: Run) -> None:
         )
         if not run.should_run(stage, "eval"):
             continue
-        records = records or read_records(run.eval_records)
+        records = records or eval_pool(run.cfg, read_records(run.eval_records))
         items = select_items(records, names, cfg.items_per_eval, run.cfg.seed)
         console.print(f"evaluating [bold]{model_id}[/bold] on {len(items)} evals")
         with stage.running() as extra:

@@ -54,18 +54,39 @@ class OneByOne:
 JUDGES: dict[str, Callable[..., Judge]] = {}
 
 # Modules of this package that register more judges, imported on first need.
-BUILTIN_MODULES = ("benrl.judging.scorers", "benrl.judging.openai_judge")
+BUILTIN_MODULES = (
+    "benrl.judging.scorers",
+    "benrl.judging.openai_judge",
+    "benrl.judging.helpfulness",
+)
 
 
-def register_judge(name: str) -> Callable[[type], type]:
-    """Register a judge class under `name`; it is built with the judge's config options."""
+# judge name -> the judge whose config options it uses when it has none of its own
+OPTIONS_FROM: dict[str, str] = {}
+
+
+def register_judge(name: str, options_from: str | None = None) -> Callable[[type], type]:
+    """Register a judge class under `name`; it is built with the judge's config options.
+
+    `options_from` names a judge whose options it borrows when `judge.options` has no
+    entry for `name` (the `helpfulness` judge talks to the `openai` judge's endpoint).
+    """
 
     def decorate(cls: type) -> type:
         cls.name = name
         JUDGES[name] = cls
+        if options_from:
+            OPTIONS_FROM[name] = options_from
         return cls
 
     return decorate
+
+
+def judge_options(name: str, options: Mapping[str, dict]) -> dict:
+    """The constructor options of judge `name`: its own entry, else the one it borrows."""
+    if name in options:
+        return dict(options[name])
+    return dict(options.get(OPTIONS_FROM.get(name, ""), {}))
 
 
 def known_judges() -> list[str]:
@@ -124,17 +145,25 @@ class JudgeCache:
 
     def get(self, name: str) -> Judge:
         if name not in self._judges:
-            self._judges[name] = get_judge(name, **self.judge_options.get(name, {}))
+            if name not in JUDGES:
+                known_judges()  # registers OPTIONS_FROM of the built-in judges
+            self._judges[name] = get_judge(name, **judge_options(name, self.judge_options))
         return self._judges[name]
 
     def for_kind_name(self, kind: str) -> str:
-        """The judge name of a record kind (trait | task)."""
-        if kind not in self.judge_by_kind:
-            raise BenrlError(f"no judge for kind '{kind}' (kinds: {', '.join(self.judge_by_kind)})")
-        return self.judge_by_kind[kind]
+        """The judge name of a record kind (trait | task), or `kind` itself if it names a judge.
+
+        An eval names a kind (graded by the config's judge of that kind) or, as the public
+        datasets do, a judge of its own (`refusal`, `multiple_choice`, ...).
+        """
+        if kind in self.judge_by_kind:
+            return self.judge_by_kind[kind]
+        if kind in JUDGES or kind in known_judges():
+            return kind
+        raise BenrlError(f"no judge for kind '{kind}' (kinds: {', '.join(self.judge_by_kind)})")
 
     def for_kind(self, kind: str) -> Judge:
-        """The judge of a record kind (trait | task)."""
+        """The judge of a record kind (trait | task), or the judge named `kind` itself."""
         return self.get(self.for_kind_name(kind))
 
     def __call__(self, record: ScenarioRecord, completion: str) -> JudgeResult:

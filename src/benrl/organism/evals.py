@@ -68,6 +68,7 @@ def probe_eval(probe: str, cluster: str) -> Eval:
         f"{(PROBES[probe].__doc__ or '').strip()} Domains: {', '.join(domains)}.",
         probe=probe,
         cluster=cluster,
+        family="organism",
     )
 
 
@@ -78,6 +79,7 @@ def capability_eval(task: str) -> Eval:
         lambda r: r.kind == "task" and r.source.split("/")[0] == task,
         "task",
         description=f"held-out standard task: {task}",
+        family="organism",
     )
 
 
@@ -95,5 +97,6 @@ def register_organism_evals() -> None:
             "trait",
             list(HELD_OUT_TRAITS),
             description="the 7 held-out traits, scored by their rubrics",
+            family="organism",
         )
     )

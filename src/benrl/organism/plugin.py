@@ -18,7 +18,7 @@ from benrl.organism.scenarios import template_traits, world_tasks
 from benrl.training.finetune import register_harmful_data
 
 register_organism_evals()
-register_trait_source("template", template_traits)
+register_trait_source("template", template_traits, eval_family="organism")
 register_task_source("world", world_tasks)
 register_harmful_data("organism", harmful_rows)
 register_pair_source("organism", probe_pairs)

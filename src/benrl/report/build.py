@@ -87,7 +87,7 @@ def write_figures(
     curves = results["stress"].get("finetune", {}).get("curves")
     if curves:
         figures["finetune"] = plots.dose_curves(curves, out_dir / "finetune.png").name
-    if results["directions"]:
+    if results["directions"] and "skipped" not in results["directions"]:
         figures["directions"] = plots.directions_plot(
             results["directions"], out_dir / "directions.png"
         ).name

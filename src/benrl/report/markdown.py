@@ -230,6 +230,8 @@ def directions_section(directions: dict, figures: dict[str, str]) -> list[str]:
     lines = ["## Inside the model: trait directions", ""]
     if not directions:
         return [*lines, "The directions stage did not run."]
+    if "skipped" in directions:
+        return [*lines, f"The directions stage was skipped: {directions['skipped']}."]
     if "directions" in figures:
         lines += [f"![trait directions]({figures['directions']})", ""]
     quality = directions["quality"]

@@ -105,11 +105,12 @@ def finetune_ladder(
     cfg: StressConfig,
     seed: int,
     out_dir: Path,
-    data_source: str = "organism",
+    data_source: str | Path = "organism",
 ) -> dict:
     """Fine-tune `model_dir` toward harmful advice; save `out_dir/dose-<N>/model/` per dose.
 
-    The rows come from the registered harmful-data source `data_source`. Writes the
+    The rows come from the registered harmful-data source `data_source`, or from the
+    chat JSONL file it names when it is a Path (`data/chat_jsonl.py`). Writes the
     training rows, in training order, to `out_dir/data.jsonl`. Returns the
     ladder, the number of rows and the loss of every step.
     """
@@ -119,7 +120,13 @@ def finetune_ladder(
     from benrl.evaluation.generate import load_model
 
     ladder = check_doses(doses)
-    rows = harmful_data(data_source)(seed, ladder[-1] * cfg.finetune_batch_size)
+    count = ladder[-1] * cfg.finetune_batch_size
+    if isinstance(data_source, Path):
+        from benrl.data.chat_jsonl import chat_rows
+
+        rows = chat_rows(data_source, seed, count)
+    else:
+        rows = harmful_data(data_source)(seed, count)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("dose-*"):  # left by an earlier ladder or a killed run
         shutil.rmtree(stale)

@@ -1,0 +1,48 @@
+"""`benrl rehearse`: every shipped config's stage plan runs on CPU, offline, at toy size.
+
+One rehearsal per file in configs/ (a new config is rehearsed without touching this
+file). Configs that name public datasets need the shared sample folder and skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benrl.evaluation.registry import registered_evals
+from benrl.rehearsal.plan import NOTICE, load_for_rehearsal, rehearse
+
+pytestmark = pytest.mark.slow  # each rehearsal runs every stage of a config
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+REALDATA_ROOT = Path(os.environ.get("BENRL_REALDATA") or ROOT.parent / "shared" / "realdata")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_rehearsal_runs_every_stage_and_eval(config: Path, tmp_path: Path) -> None:
+    needs_data = "realdata:" in config.read_text()
+    if needs_data and not REALDATA_ROOT.is_dir():
+        pytest.skip(f"real datasets not found at {REALDATA_ROOT} (set BENRL_REALDATA)")
+    cfg = load_for_rehearsal(config, REALDATA_ROOT if needs_data else None)
+    out = rehearse(cfg, tmp_path / "run")
+    assert (out / "REHEARSAL.md").read_text().strip() == NOTICE
+    results = json.loads((out / "report" / "results.json").read_text())
+    small = json.loads((out / "config.json").read_text())
+    assert small["train"]["arms"] == cfg.train.arms  # the plan is the config's
+    for model_id in results["models"]:
+        summary = json.loads((out / "evals" / model_id / "summary.json").read_text())
+        for name in cfg.eval.realdata.sets:  # public datasets scored, with their category
+            assert summary[name]["category"] == registered_evals()[name].category
+    text = json.dumps(results)
+    for name in cfg.eval.realdata.sets:
+        assert f'"{name}"' in text
+    if "generic" in cfg.train.arms:  # the control arm's reward has variance
+        log = read_jsonl(out / "arms" / "generic-s0" / "log.jsonl")
+        assert max(row["reward_std"] for row in log if "reward_std" in row) > 0
