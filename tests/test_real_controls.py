@@ -105,7 +105,7 @@ def test_card_with_shared_families_fails_the_stage(tmp_path: Path, monkeypatch) 
     def leaky(cfg, seed, split, out_dir):  # the same conversation in both splits
         return [RECORD.model_copy(update={"split": split})]
 
-    monkeypatch.setitem(scenarios.TRAIT_SOURCES, "leaky", leaky)
+    monkeypatch.setitem(scenarios.TRAIT_SOURCES.entries, "leaky", leaky)
     cfg = ScenariosConfig(tasks_train=2, tasks_eval=2).model_copy(update={"backend": "leaky"})
     with pytest.raises(BenrlError, match=r"1 template families are shared by train and eval"):
         scenarios.build_scenarios(cfg, 0, tmp_path)

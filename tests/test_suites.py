@@ -97,6 +97,7 @@ def test_pipeline_checks_the_suite_before_training(tmp_path: Path, monkeypatch) 
                 write_jsonl(run.eval_records, [trait_record("llm/x/y", "truthfulness")])
 
     monkeypatch.setattr(pipeline, "check_endpoints", lambda cfg: None)  # no writer needed
+    monkeypatch.setattr(pipeline, "check_config", lambda cfg: None)  # no model folder here
     monkeypatch.setattr(
         pipeline.importlib, "import_module", lambda module: FakeStage(module.split(".")[-1])
     )

@@ -82,8 +82,12 @@ def check_real_model(cfg: RunConfig, where: str) -> None:
 
 def check_config(cfg: RunConfig, where: str = "config") -> None:
     """Everything any stage will need from the config, checked without running a stage."""
+    try:
+        _check_model(cfg)  # first: a wrong model path explains the errors that would follow
+    except BenrlError as e:
+        raise BenrlError(f"{where}: {e}") from None
     check_names(cfg, where)
-    for check in (_check_arms, _check_stress, _check_directions, _check_model, _check_judges):
+    for check in (_check_arms, _check_stress, _check_directions, _check_judges):
         try:
             check(cfg)
         except BenrlError as e:
