@@ -141,7 +141,8 @@ def seed_df(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
     """
     if paired:
         return float(a.shape[0] - 1)
-    parts = [(m.mean(axis=1).var(ddof=1) / m.shape[0], m.shape[0] - 1) for m in (a, b) if len(m) > 1]
+    arms = [m for m in (a, b) if m.shape[0] > 1]
+    parts = [(m.mean(axis=1).var(ddof=1) / m.shape[0], m.shape[0] - 1) for m in arms]
     total = sum(v for v, _ in parts)
     denominator = sum(v * v / k for v, k in parts)
     if denominator <= 0:  # no seed spread at all: fall back to the larger arm's seeds - 1

@@ -349,7 +349,7 @@ def headline(
 
 
 def inference_note(comparisons: list[EvalComparison]) -> str:
-    """"; hierarchical over training seeds (3 vs 3 seeds)" or "; conditional on one training
+    """ "; hierarchical over training seeds (3 vs 3 seeds)" or "; conditional on one training
     run": what the CIs and p-values of a comparison are conditional on ("" without seeds)."""
     first = comparisons[0].comparison
     if first.inference == INFERENCE_HIERARCHICAL:
