@@ -149,3 +149,33 @@ def test_headline_says_what_the_cis_are_conditional_on():
     per_seed = {"e": _per_seed(rng, {"m": 3, "base": 2})}
     rows = compare_evals({"e": _means(per_seed["e"])}, "m", "base", n_boot=100, per_seed=per_seed)
     assert "; hierarchical over training seeds (3 vs 2 seeds)" in headline(rows, "m", "base")
+
+
+def test_seeds_by_arm_sets_each_arms_training_seeds():
+    from pathlib import Path
+
+    from benrl.config import RunConfig
+    from benrl.run import Run
+
+    cfg = RunConfig.model_validate(
+        {
+            "train": {
+                "arms": ["baseline", "beneficial", "generic"],
+                "seeds": 1,
+                "seeds_by_arm": {"baseline": 3, "beneficial": 2},
+            },
+            "eval": {"models": ["pre", "baseline", "beneficial", "generic"]},
+        }
+    )
+    assert cfg.train.seed_counts() == {"baseline": 3, "beneficial": 2, "generic": 1}
+    assert Run(cfg, Path("unused")).model_ids() == [
+        "pre",
+        "baseline-s0",
+        "baseline-s1",
+        "baseline-s2",
+        "beneficial-s0",
+        "beneficial-s1",
+        "generic-s0",
+    ]
+    with pytest.raises(ValueError, match="seeds_by_arm names 'generic', which arms does not"):
+        RunConfig.model_validate({"train": {"arms": ["baseline"], "seeds_by_arm": {"generic": 3}}})

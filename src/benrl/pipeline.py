@@ -1,6 +1,6 @@
 """`benrl run`: the stage table, and the loop that runs (or skips) each stage in order.
 
-    scenarios -> organism -> arms/<arm>-s<seed> -> evals/<model-id>
+    analysis_plan.json -> scenarios -> organism -> arms/<arm>-s<seed> -> evals/<model-id>
               -> stress/... -> directions -> report
 
 Each stage is a module exporting `run_stage(run)`; it decides from its manifests
@@ -15,6 +15,7 @@ import importlib
 import time
 from pathlib import Path
 
+from benrl.analysis.plan import FORCE_PLAN, fix_plan
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.run import STAGES, Run, console
@@ -36,14 +37,19 @@ def run_pipeline(
     cfg: RunConfig, run_dir: Path, force: set[str] | None = None, only: set[str] | None = None
 ) -> Path:
     """Run (or resume) every stage; returns the path of the report."""
-    unknown = (set(force or ()) | set(only or ())) - set(STAGES)
+    unknown = (set(force or ()) - {FORCE_PLAN} | set(only or ())) - set(STAGES)
     if unknown:
-        raise BenrlError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+        raise BenrlError(
+            f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)} "
+            f"(and --force {FORCE_PLAN} accepts a changed analysis plan)"
+        )
     check_writable(run_dir)
     missing_arms = [m for m in cfg.eval.models if m != "pre" and m not in cfg.train.arms]
     if missing_arms:
         raise BenrlError(f"eval.models names {missing_arms}, which train.arms does not train")
     run = Run(cfg, run_dir, frozenset(force or ()))
+    # The analysis plan is fixed before any stage trains (and checked on every later call).
+    fix_plan(run_dir, cfg, force=FORCE_PLAN in (force or ()))
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     for name in STAGES:
         if only and name not in only:
