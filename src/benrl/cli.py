@@ -85,7 +85,13 @@ def _run(config: Path, out: Path | None, only: set[str], force: set[str] = froze
 def run(
     config: ConfigOpt = DEFAULT_CONFIG,
     out: OutOpt = None,
-    force: Annotated[list[str] | None, typer.Option(help="redo this stage (repeatable)")] = None,
+    force: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="redo this stage (repeatable); `plan` accepts a changed analysis plan "
+            "after training began (the report then says so)"
+        ),
+    ] = None,
     only: Annotated[list[str] | None, typer.Option(help="run only this stage (repeatable)")] = None,
 ) -> None:
     """Run every stage: scenarios, organism, train, eval, stress, directions, report.

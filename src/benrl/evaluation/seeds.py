@@ -22,7 +22,7 @@ so each arm's seed deviations are inflated by sqrt(S / (S - 1)) before resamplin
 replicates' SD is the hierarchical SE; the p-value and CI use Student's t with the seed
 degrees of freedom (S - 1 when paired, Welch-Satterthwaite otherwise), because a
 percentile interval over 3 seeds has too few distinct values to be trusted in the tails
-BH looks at. Everything is vectorised: a replicate is two multinomial weight vectors.
+BH looks at. Everything is vectorised: a block of replicates is two matrix products.
 """
 
 from __future__ import annotations
@@ -113,9 +113,9 @@ def bootstrap_replicates(
 ) -> np.ndarray:
     """`n_boot` resampled mean differences: seeds (shared draw when paired), then items.
 
-    A replicate's seed draw is a multinomial count vector over the rows, its item draw
-    one over the columns, so a replicate is (w_a @ a - w_b @ b) @ c with weights summing
-    to 1 each: the same numbers as indexing with the drawn rows and columns.
+    A replicate's seed draw is a vector of seed weights (draw counts / S), so the
+    resampled per-item values are w_a @ a - w_b @ b; the item draw then averages those
+    values over n items drawn with replacement.
     """
     if paired:
         a, b = _inflate(a - b), np.zeros((1, b.shape[1]))  # resample the paired differences
@@ -125,12 +125,17 @@ def bootstrap_replicates(
     out = np.empty(n_boot)
     for start in range(0, n_boot, _BLOCK_ROWS):
         rows = min(_BLOCK_ROWS, n_boot - start)
-        wa = rng.multinomial(a.shape[0], np.full(a.shape[0], 1 / a.shape[0]), size=rows)
-        wb = rng.multinomial(b.shape[0], np.full(b.shape[0], 1 / b.shape[0]), size=rows)
-        items = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=rows)
-        per_item = wa @ a / a.shape[0] - wb @ b / b.shape[0]  # (rows, items)
-        out[start : start + rows] = np.einsum("ri,ri->r", per_item, items) / n_items
+        per_item = _seed_weights(rng, rows, a.shape[0]) @ a
+        per_item -= _seed_weights(rng, rows, b.shape[0]) @ b  # (rows, items)
+        items = rng.integers(0, n_items, size=(rows, n_items))
+        out[start : start + rows] = np.take_along_axis(per_item, items, axis=1).mean(axis=1)
     return out
+
+
+def _seed_weights(rng: np.random.Generator, rows: int, seeds: int) -> np.ndarray:
+    """(rows, seeds) weights: how often each seed was drawn in `seeds` draws, / seeds."""
+    drawn = rng.integers(0, seeds, size=(rows, seeds))
+    return (drawn[:, :, None] == np.arange(seeds)).sum(axis=1) / seeds
 
 
 def seed_df(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
