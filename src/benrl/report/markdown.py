@@ -200,11 +200,13 @@ def persona_section(stress: dict) -> list[str]:
         return [*lines, "The stress stage did not run (stress.enabled is false or no results)."]
     lines += [
         "Difference in degradation under each persona prompt (model A minus model B; "
-        "positive means A degrades less), 95% bootstrap CI.",
+        "positive means A degrades less), 95% CI: hierarchical over training seeds where "
+        "an arm has several, otherwise over items and conditional on one training run "
+        "(the last column says which).",
         "",
     ]
     return lines + _table(
-        ["persona", "kind", "group", "pair", "diff", "95% CI", "n"],
+        ["persona", "kind", "group", "pair", "diff", "95% CI", "n", "CI"],
         [
             [
                 r["persona"],
@@ -214,6 +216,7 @@ def persona_section(stress: dict) -> list[str]:
                 f"{r['diff']:+.3f}",
                 f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
                 r["n"],
+                r.get("inference", ""),
             ]
             for r in persona
         ],
@@ -238,6 +241,7 @@ def finetune_section(stress: dict, figures: dict[str, str]) -> list[str]:
         lines.append(
             f"- {r['pair']} ({r['group']}, dose {r['dose']}): difference in "
             f"degradation {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            + (f", {r['inference']}" if r.get("inference") else "")
         )
     if not rows:
         lines.append("No harmful fine-tuning results in this run.")
