@@ -89,6 +89,7 @@ def test_multi_seed_report_prints_the_seed_aa_probes_and_plan_differences(seeded
     assert aa["available"] and aa["halves"] == [[0], [1, 2]]
     headline = report.split("## Headline")[1].split("##")[0]
     assert aa["line"] in headline and results["probe_summary"]["headline"] in headline
+    assert results["probe_summary"]["all_evals"]["line"] in headline
     assert "effective number of evals:" in headline
     # the smoke run's plan fixed one seed per arm; this analysis had three
     assert any(d.startswith("seeds:") for d in results["analysis_plan"]["differences"])

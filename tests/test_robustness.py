@@ -58,6 +58,9 @@ def test_probe_summary_pools_the_clusters_of_a_probe():
     assert (rows["pushback"]["evals"], rows["pushback"]["n"]) == (2, 80)
     assert summary["headline"].startswith("per probe, pooled over clusters: beneficial vs ")
     assert "ahead on 2 of 2 probes" in summary["headline"]
+    pooled = summary["all_evals"]  # every eval, probe or not, in one comparison
+    assert (pooled["evals"], pooled["n"]) == (4, 160) and pooled["diff"] > 0.3
+    assert pooled["line"].startswith("all 4 evals pooled: beneficial - baseline +")
 
 
 def test_persistence_differences_use_seeds_when_an_arm_has_several():

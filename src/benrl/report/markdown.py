@@ -61,6 +61,8 @@ def robustness_lines(results: dict) -> list[str]:
     probes = results.get("probe_summary") or {}
     if probes.get("headline"):
         lines.append(f"- {probes['headline']}")
+    if probes.get("all_evals"):
+        lines.append(f"- {probes['all_evals']['line']}")
     eff = results.get("effective_evals")
     if eff:
         lines.append(

@@ -105,7 +105,7 @@ def probe_summary(
                     keyed
                 )
     if not pooled:
-        return {"rows": [], "headline": None}
+        return {"rows": [], "headline": None, "all_evals": None}
     rows = compare_evals(
         pooled, model, against, cfg.eval.alpha, cfg.eval.bootstrap, cfg.seed, per_seed=pooled_seeds
     )
@@ -113,6 +113,47 @@ def probe_summary(
     return {
         "headline": f"per probe, pooled over clusters: {line}",
         "rows": [_probe_row(r, n_evals[r.eval]) for r in rows],
+        "all_evals": _all_evals(scores, per_seed, model, against, cfg),
+    }
+
+
+def _all_evals(scores: dict, per_seed: dict, model: str, against: str, cfg: RunConfig) -> dict:
+    """Every eval's items pooled into one comparison: the mean difference with its CI.
+
+    With equal items per eval this is the headline's mean difference, now with a CI
+    and p-value from the same test (the one figure that held across the issue's runs).
+    """
+    names = [n for n, arms in scores.items() if model in arms and against in arms]
+    pooled = {
+        a: {f"{n}/{r}": v for n in names for r, v in scores[n][a].items()} for a in (model, against)
+    }
+    seeds = {
+        a: {
+            s: {f"{n}/{r}": v for n in names for r, v in per_seed[n][a][s].items()}
+            for s in per_seed[names[0]][a]
+        }
+        for a in (model, against)
+    }
+    row = compare_evals(
+        {"all evals": pooled},
+        model,
+        against,
+        cfg.eval.alpha,
+        cfg.eval.bootstrap,
+        cfg.seed,
+        per_seed={"all evals": seeds},
+    )[0]
+    c = row.comparison
+    return {
+        "evals": len(names),
+        "n": c.n,
+        "diff": c.diff,
+        "ci_low": c.ci_low,
+        "ci_high": c.ci_high,
+        "p_value": c.p_value,
+        "inference": c.inference,
+        "line": f"all {len(names)} evals pooled: {model} - {against} {100 * c.diff:+.1f} pp "
+        f"[{100 * c.ci_low:+.1f}, {100 * c.ci_high:+.1f}], p = {c.p_value:.3g} ({c.inference})",
     }
 
 
