@@ -121,7 +121,13 @@ def _run(
 def run(
     config: ConfigOpt = DEFAULT_CONFIG,
     out: OutOpt = None,
-    force: Annotated[list[str] | None, typer.Option(help="redo this stage (repeatable)")] = None,
+    force: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="redo this stage (repeatable); `plan` accepts a changed analysis plan "
+            "after training began (the report then says so)"
+        ),
+    ] = None,
     only: Annotated[list[str] | None, typer.Option(help="run only this stage (repeatable)")] = None,
     check: Annotated[
         bool, typer.Option("--check", help="check the config and endpoints, run nothing")

@@ -148,7 +148,13 @@ ReportTo = Literal["tensorboard", "wandb", "mlflow", "trackio"]
 
 class TrainConfig(Section):
     arms: list[str] = Field(["baseline", "beneficial"], description="trained arms to run")
-    seeds: int = Field(1, ge=1, description="seeds per arm")
+    seeds: int = Field(1, ge=1, description="training seeds per arm (arms not in seeds_by_arm)")
+    seeds_by_arm: dict[str, int] = Field(
+        default_factory=dict,
+        description="training seeds of particular arms, overriding `seeds`, e.g. {baseline: "
+        "3, beneficial: 3, generic: 3}: the report's statistics treat the seed as a unit "
+        "and need two or more per compared arm; a seed s of two arms is paired",
+    )
     steps: int = Field(60, ge=1, description="GRPO steps (identical for every arm)")
     prompts_per_step: int = Field(8, ge=1, description="prompts per GRPO step")
     generations: int = Field(8, ge=2, description="completions per prompt (GRPO group size)")
@@ -233,6 +239,23 @@ class TrainConfig(Section):
         if unknown:
             raise ValueError(f"unknown arm(s) {unknown}; trained arms are {list(TRAINED_ARMS)}")
         return arms
+
+    @model_validator(mode="after")
+    def _seeds_of_trained_arms(self) -> TrainConfig:
+        for arm, count in self.seeds_by_arm.items():
+            if arm not in self.arms:
+                raise ValueError(f"seeds_by_arm names '{arm}', which arms does not train")
+            if count < 1:
+                raise ValueError(f"seeds_by_arm.{arm} must be >= 1, got {count}")
+        return self
+
+    def seeds_for(self, arm: str) -> int:
+        """Training seeds of `arm`: seeds_by_arm[arm], else `seeds`."""
+        return self.seeds_by_arm.get(arm, self.seeds)
+
+    def seed_counts(self) -> dict[str, int]:
+        """Training seeds of every trained arm."""
+        return {arm: self.seeds_for(arm) for arm in self.arms}
 
 
 class RealdataConfig(Section):

@@ -6,6 +6,7 @@ format is written down once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 PRE = "pre"
@@ -15,11 +16,15 @@ def model_id(arm: str, seed: int) -> str:
     return PRE if arm == PRE else f"{arm}-s{seed}"
 
 
-def expand(arms: list[str], seeds: int) -> list[str]:
-    """The model ids of `arms` over `seeds` training seeds (`pre` has none)."""
+def expand(arms: list[str], seeds: int | Mapping[str, int]) -> list[str]:
+    """The model ids of `arms` over their training seeds (`pre` has none).
+
+    `seeds` is one count for every arm, or a count per arm (`TrainConfig.seed_counts`).
+    """
     ids: list[str] = []
     for arm in arms:
-        ids += [PRE] if arm == PRE else [model_id(arm, s) for s in range(seeds)]
+        count = seeds if isinstance(seeds, int) else seeds[arm] if arm != PRE else 1
+        ids += [PRE] if arm == PRE else [model_id(arm, s) for s in range(count)]
     return ids
 
 

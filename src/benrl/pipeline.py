@@ -1,6 +1,6 @@
 """`benrl run`: the stage table, and the loop that runs (or skips) each stage in order.
 
-    scenarios -> organism -> arms/<arm>-s<seed> -> evals/<model-id>
+    analysis_plan.json -> scenarios -> organism -> arms/<arm>-s<seed> -> evals/<model-id>
               -> stress/... -> directions -> report
 
 Each stage is a module exporting `run_stage(run)`; it decides from its manifests
@@ -15,6 +15,7 @@ import importlib
 import time
 from pathlib import Path
 
+from benrl.analysis.plan import FORCE_PLAN, fix_plan
 from benrl.checks import check_config, check_endpoints
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
@@ -37,12 +38,17 @@ def run_pipeline(
     cfg: RunConfig, run_dir: Path, force: set[str] | None = None, only: set[str] | None = None
 ) -> Path:
     """Run (or resume) every stage; returns the path of the report."""
-    unknown = (set(force or ()) | set(only or ())) - set(STAGES)
+    unknown = (set(force or ()) - {FORCE_PLAN} | set(only or ())) - set(STAGES)
     if unknown:
-        raise BenrlError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+        raise BenrlError(
+            f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)} "
+            f"(and --force {FORCE_PLAN} accepts a changed analysis plan)"
+        )
     check_config(cfg)  # every name, option, range and file, before any stage runs
     with run_lock(run_dir):
         run = Run(cfg, run_dir, frozenset(force or ()), lambda: check_endpoints(cfg))
+        # The analysis plan is fixed before any stage trains (and checked on every later call).
+        fix_plan(run_dir, cfg, force=FORCE_PLAN in (force or ()))
         _run_stages(run, only)
     return run_dir / "report" / "report.html"
 

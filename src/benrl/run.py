@@ -83,7 +83,8 @@ class Run:
 
     def model_ids(self, arms: list[str] | None = None) -> list[str]:
         """Model ids of `arms` (default `eval.models`), seeds expanded."""
-        return models.expand(self.cfg.eval.models if arms is None else arms, self.cfg.train.seeds)
+        chosen = self.cfg.eval.models if arms is None else arms
+        return models.expand(chosen, {a: self.cfg.train.seeds_for(a) for a in chosen})
 
     def model_dir(self, model_id: str) -> Path:
         return models.model_dir(self.dir, self.base_model, model_id)

@@ -16,9 +16,11 @@ Comparisons: `eval.compare` (beneficial) against every other stressed arm, so bo
 paper's comparison (vs pre) and ours (vs the compute-matched baseline) appear. The
 difference in degradation is mean(degradation of compare) - mean(degradation of the
 other) over the items both answered, pooled over the evals of a group; positive means
-the compare arm lost less. Its 95% CI is a percentile bootstrap over items (pairs kept
-together). Seeds of an arm are averaged per item first. Groups: `health` (evals whose
-domains are exactly health), `non_health` (every other alignment eval) and
+the compare arm lost less. With one training seed per arm its 95% CI is a percentile
+bootstrap over items (pairs kept together), marked conditional on one training run;
+where an arm has several seeds it is the hierarchical test over seeds, then items
+(`evaluation.seeds.hierarchical_test`, as in the report's comparisons). Groups:
+`health` (evals whose domains are exactly health), `non_health` (every other alignment eval) and
 `capability` (standard tasks), reported apart so a persona that breaks the model's
 skills is not mistaken for one that changes its character.
 
@@ -53,6 +55,7 @@ from benrl.evaluation.runner import (
     run_evals,
     select_items,
 )
+from benrl.evaluation.seeds import INFERENCE_CONDITIONAL, INFERENCE_HIERARCHICAL, hierarchical_test
 from benrl.evaluation.stats import bootstrap_ci, standard_error
 from benrl.evaluation.suites import eval_pool, eval_suite
 from benrl.records import ScenarioRecord, read_records
@@ -108,6 +111,41 @@ def by_arm(per_model: Mapping[str, ItemScores]) -> dict[str, ItemScores]:
     return {arm: {k: sum(v) / len(v) for k, v in items.items()} for arm, items in collected.items()}
 
 
+def by_arm_seeds(per_model: Mapping[str, ItemScores]) -> dict[str, dict[int, ItemScores]]:
+    """Per arm, per training seed: the model's items (`pre` counts as seed 0)."""
+    out: dict[str, dict[int, ItemScores]] = {}
+    for model_id, items in per_model.items():
+        out.setdefault(models.arm_of(model_id), {})[models.seed_of(model_id)] = dict(items)
+    return out
+
+
+def seed_diff_in_degradation(
+    a: Mapping[int, ItemScores], b: Mapping[int, ItemScores], n_boot: int, label: str
+) -> dict | None:
+    """Like `diff_in_degradation`, with the training seed as a unit (`hierarchical_test`).
+
+    Uses the items every seed of both arms has; seeds are paired when both arms have the
+    same seed indices. None when no item is shared.
+    """
+    seeds = [*a.values(), *b.values()]
+    common = [k for k in seeds[0] if all(k in s for s in seeds[1:])]
+    if not common:
+        return None
+    matrix_a = np.array([[a[s][k] for k in common] for s in sorted(a)])
+    matrix_b = np.array([[b[s][k] for k in common] for s in sorted(b)])
+    rng = np.random.default_rng(zlib.crc32(label.encode()))
+    test = hierarchical_test(matrix_a, matrix_b, sorted(a) == sorted(b), n_boot, rng)
+    return {
+        "diff": test.diff,
+        "ci_low": test.ci_low,
+        "ci_high": test.ci_high,
+        "n": len(common),
+        "p_value": test.p_value,
+        "inference": INFERENCE_HIERARCHICAL,
+        "n_seeds": [test.n_seeds_a, test.n_seeds_b],
+    }
+
+
 def mean_se(values: Iterable[float]) -> dict:
     """Mean, standard error (`stats.standard_error`: None below two items) and n."""
     v = np.fromiter(values, dtype=float)
@@ -134,21 +172,38 @@ def diff_in_degradation(a: ItemScores, b: ItemScores, n_boot: int, label: str) -
 
 
 def comparisons(
-    per_arm: Mapping[str, ItemScores], compare: str, n_boot: int, label: str
+    per_arm: Mapping[str, ItemScores],
+    compare: str,
+    n_boot: int,
+    label: str,
+    per_seed: Mapping[str, Mapping[int, ItemScores]] | None = None,
 ) -> list[dict]:
-    """`compare` against every other arm, per group: difference in degradation."""
+    """`compare` against every other arm, per group: difference in degradation.
+
+    With `per_seed` (`by_arm_seeds`), a pair where an arm has several seeds uses the
+    seed-level test; a pair with one seed each is marked conditional on one training run.
+    """
     rows = []
     if compare not in per_arm:
         return rows
     for other in sorted(a for a in per_arm if a != compare):
         for group in GROUPS:
             pair = f"{compare} vs {other}"
-            result = diff_in_degradation(
-                in_group(per_arm[compare], group),
-                in_group(per_arm[other], group),
-                n_boot,
-                f"{label}/{pair}/{group}",
-            )
+            where = f"{label}/{pair}/{group}"
+            seeds = per_seed and [per_seed[compare], per_seed[other]]
+            if seeds and max(len(seeds[0]), len(seeds[1])) > 1:
+                result = seed_diff_in_degradation(
+                    *({k: in_group(v, group) for k, v in s.items()} for s in seeds), n_boot, where
+                )
+            else:
+                result = diff_in_degradation(
+                    in_group(per_arm[compare], group),
+                    in_group(per_arm[other], group),
+                    n_boot,
+                    where,
+                )
+                if result and per_seed:
+                    result["inference"] = INFERENCE_CONDITIONAL
             if result:
                 rows.append({"pair": pair, "against": other, "group": group, **result})
     return rows
@@ -178,7 +233,8 @@ def persona_summary(
                     degradation_rows.append(
                         {"persona": name, "model": model_id, "group": group, **stats}
                     )
-        for row in comparisons(by_arm(per_model), compare, n_boot, f"persona/{name}"):
+        arms, seeds = by_arm(per_model), by_arm_seeds(per_model)
+        for row in comparisons(arms, compare, n_boot, f"persona/{name}", seeds):
             rows.append({"persona": name, "kind": persona.kind, "target": persona.target, **row})
     return {
         "personas": {p.name: p.model_dump() for p in personas},
@@ -218,7 +274,7 @@ def finetune_summary(
         at_max[model_id] = degradation(scores[doses[-1]], scores[0])
     max_rows = [
         {"dose": doses[-1], **row}
-        for row in comparisons(by_arm(at_max), compare, n_boot, "finetune")
+        for row in comparisons(by_arm(at_max), compare, n_boot, "finetune", by_arm_seeds(at_max))
     ]
     return {"doses": doses, "rows": rows, "curves": curves, "max_dose": max_rows}
 

@@ -21,16 +21,19 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from benrl.errors import BenrlError
+from benrl.evaluation.seeds import INFERENCE_CONDITIONAL, INFERENCE_HIERARCHICAL, hierarchical_test
 
 Scores = Mapping[str, float]  # record id -> score in [0, 1]
 Flags = Mapping[str, bool]  # record id -> refused?
 EvalScores = Mapping[str, Mapping[str, Scores]]  # eval -> model -> record id -> score
 EvalFlags = Mapping[str, Mapping[str, Flags]]  # eval -> model -> record id -> refused?
+SeedScores = Mapping[int, Scores]  # training seed -> record id -> score
+EvalSeedScores = Mapping[str, Mapping[str, SeedScores]]  # eval -> model -> seed -> id -> score
 
 # A mean difference this close to 0 counts as a tie (float noise, not "ahead").
 TIE_TOLERANCE = 1e-12
@@ -63,6 +66,16 @@ class Comparison:
     percentile CI of diff (items resampled with replacement, keeping pairs together).
     p_value: two-sided sign-flip permutation p-value (see `paired_comparison`).
     p_method: "exact sign-flip", "monte-carlo sign-flip" or "degenerate" (all d_i = 0).
+    n_discordant: paired items whose scores differ (the items the test rests on).
+
+    With per-seed scores (`compare_evals(per_seed=...)`) and two or more seeds in an arm,
+    ci_low, ci_high and p_value come from the hierarchical test over training seeds
+    (`seeds.hierarchical_test`, p_method "hierarchical t"), hier_se and seed_df are its
+    SE and degrees of freedom, and item_ci_low, item_ci_high, item_p_value keep the
+    item-level ones. inference says which: "hierarchical over training seeds",
+    "conditional on one training run" (one seed per arm), or "items" (no seed data).
+    n_seeds_a / n_seeds_b, seed_sd_a / seed_sd_b: seeds per arm and the SD of their
+    per-seed means (None with one seed), shown beside the item-level se.
     """
 
     n: int
@@ -78,6 +91,17 @@ class Comparison:
     p_method: str
     n_boot: int
     n_perm: int
+    n_discordant: int = 0
+    inference: str = "items"
+    n_seeds_a: int = 1
+    n_seeds_b: int = 1
+    seed_sd_a: float | None = None
+    seed_sd_b: float | None = None
+    hier_se: float | None = None
+    seed_df: float | None = None
+    item_ci_low: float | None = None
+    item_ci_high: float | None = None
+    item_p_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +259,7 @@ def compare_evals(
     refusals: EvalFlags | None = None,
     exclude_refusals: bool = False,
     n_perm: int = 10_000,
+    per_seed: EvalSeedScores | None = None,
 ) -> list[EvalComparison]:
     """Compare `model` with `against` on every eval of scores[eval][model][record id].
 
@@ -249,14 +274,21 @@ def compare_evals(
     eval needs flags, and paired items where either model refused are dropped before
     the test ("which effects survive when refusals are excluded"); an eval where every
     paired item has a refusal has nothing left to compare and is left out.
+
+    per_seed[eval][model][seed][record id] gives each training seed's scores (`scores`
+    then holds their per-item means). Where an arm has two or more seeds, the p-value
+    and CI come from the hierarchical test over seeds (`seeds.hierarchical_test`) on the
+    items every seed of both arms scored; with one seed per arm the item-level test
+    stays and the comparison is marked "conditional on one training run".
     """
     if exclude_refusals and refusals is None:
         raise BenrlError("compare_evals: exclude_refusals needs refusal flags")
     rows, names = [], []
     for name, by_model in scores.items():
         flags = refusals.get(name) if refusals is not None else None
+        seeds = per_seed.get(name) if per_seed is not None else None
         row = _compare_one(
-            name, by_model, model, against, flags, exclude_refusals, n_boot, n_perm, seed
+            name, by_model, model, against, flags, exclude_refusals, n_boot, n_perm, seed, seeds
         )
         if row is not None:
             rows.append(row)
@@ -312,7 +344,17 @@ def headline(
         f"significant gains {gains}, significant regressions {losses} (BH q < {alpha:g}); "
         f"mean difference {mean_pp:+.1f} pp"
     )
+    line += inference_note(comparisons)
     return line + ("; refusals excluded" if comparisons[0].refusals_excluded else "")
+
+
+def inference_note(comparisons: list[EvalComparison]) -> str:
+    """ "; hierarchical over training seeds (3 vs 3 seeds)" or "; conditional on one training
+    run": what the CIs and p-values of a comparison are conditional on ("" without seeds)."""
+    first = comparisons[0].comparison
+    if first.inference == INFERENCE_HIERARCHICAL:
+        return f"; {first.inference} ({first.n_seeds_a} vs {first.n_seeds_b} seeds)"
+    return f"; {first.inference}" if first.inference == INFERENCE_CONDITIONAL else ""
 
 
 def aa_false_discovery(
@@ -355,6 +397,7 @@ def _compare_one(
     n_boot: int,
     n_perm: int,
     seed: int,
+    seeds: Mapping[str, SeedScores] | None = None,
 ) -> tuple[Comparison, Summary, Summary, int] | None:
     """One eval of `compare_evals`: summaries, optional refusal exclusion, paired test.
 
@@ -386,8 +429,56 @@ def _compare_one(
         a = {rid: s for rid, s in a.items() if rid not in drop}
         b = {rid: s for rid, s in b.items() if rid not in drop}
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    comparison = _compare(a, b, n_boot, n_perm, rng, f"eval {name!r}, {model} vs {against}")
+    what = f"eval {name!r}, {model} vs {against}"
+    comparison = _compare(a, b, n_boot, n_perm, rng, what)
+    if seeds is not None:
+        if model not in seeds or against not in seeds:
+            raise BenrlError(f"{what}: per-seed scores missing for one of the models")
+        ids = [rid for rid in a if rid in b]
+        comparison = _with_seeds(comparison, seeds[model], seeds[against], ids, n_boot, rng)
     return comparison, summaries[0], summaries[1], n_excluded
+
+
+def _with_seeds(
+    comparison: Comparison,
+    seeds_a: SeedScores,
+    seeds_b: SeedScores,
+    ids: list[str],
+    n_boot: int,
+    rng: np.random.Generator,
+) -> Comparison:
+    """The item-level `comparison` with its CI and p-value replaced by the seed-level ones.
+
+    One seed per arm: unchanged, marked conditional on one training run. Otherwise the
+    hierarchical test on the items every seed of both arms scored (an item a failed
+    verdict left unscored in one seed drops out of the seed-level test only).
+    """
+    if max(len(seeds_a), len(seeds_b)) < 2:
+        return replace(comparison, inference=INFERENCE_CONDITIONAL)
+    common = [rid for rid in ids if all(rid in s for s in (*seeds_a.values(), *seeds_b.values()))]
+    if not common:
+        raise BenrlError(f"no record scored by every seed of both arms ({len(ids)} paired)")
+    paired = sorted(seeds_a) == sorted(seeds_b)
+    matrix_a = np.array([[seeds_a[s][rid] for rid in common] for s in sorted(seeds_a)])
+    matrix_b = np.array([[seeds_b[s][rid] for rid in common] for s in sorted(seeds_b)])
+    test = hierarchical_test(matrix_a, matrix_b, paired, n_boot, rng)
+    return replace(
+        comparison,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        p_value=test.p_value,
+        p_method="hierarchical t",
+        inference=INFERENCE_HIERARCHICAL,
+        n_seeds_a=test.n_seeds_a,
+        n_seeds_b=test.n_seeds_b,
+        seed_sd_a=test.seed_sd_a,
+        seed_sd_b=test.seed_sd_b,
+        hier_se=test.se,
+        seed_df=test.df,
+        item_ci_low=comparison.ci_low,
+        item_ci_high=comparison.ci_high,
+        item_p_value=comparison.p_value,
+    )
 
 
 def _compare(
@@ -418,6 +509,7 @@ def _compare(
         p_method=method,
         n_boot=n_boot,
         n_perm=n_perm,
+        n_discordant=int(np.count_nonzero(np.abs(d) > TIE_TOLERANCE)),
     )
 
 

@@ -1,8 +1,9 @@
 """The report stage: results.json, report.md and a self-contained report.html.
 
-Reads the scored samples of every evaluated model, averages seeds per item, compares
-arms pairwise by record id (`stats.compare_evals`: paired bootstrap CIs, sign-flip
-p-values, Benjamini-Hochberg across evals) and writes what the run measured, null
+Reads the scored samples of every evaluated model, per training seed, compares arms
+pairwise by record id (`stats.compare_evals`: the training seed as a unit where an arm
+has several, Benjamini-Hochberg across evals), runs the seed A/A and the per-probe
+summary (robustness.py) and writes what the run measured, null
 results and regressions included. Plots are inline PNGs, so the HTML is one file.
 
 This module is the stage glue only: the numbers come from results.py (and the paper's
@@ -15,9 +16,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benrl.analysis.plan import TEST_HIERARCHICAL, TEST_ITEMS, plan_check
 from benrl.config import RunConfig
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import failure_counts
+from benrl.evaluation.seeds import INFERENCE_HIERARCHICAL
+from benrl.models import PRE, arm_of
 from benrl.report.export_tables import SCHEMA_VERSION, write_per_eval_csv
 from benrl.report.html import report_html
 from benrl.report.markdown import report_markdown
@@ -26,29 +30,38 @@ from benrl.report.results import (
     all_comparisons,
     arm_order,
     comparison_pairs,
-    load_arm_scores,
+    load_seed_scores,
     main_comparison,
     run_summaries,
+    seed_means,
     trait_domain_matrix,
     transfer_table,
 )
+from benrl.report.robustness import effective_evals, probe_summary, seed_aa
 from benrl.run import Run
 
 
 def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: Path) -> str:
     """Write results.json, the figures, report.md and report.html; return the main headline."""
-    scores, refusals = load_arm_scores(run_dir, model_ids)
+    per_seed, refusals = load_seed_scores(run_dir, model_ids)
+    scores = seed_means(per_seed)
     arms = arm_order(model_ids)
+    pairs = comparison_pairs(arms, cfg)
     results: dict = {
         "schema_version": SCHEMA_VERSION,  # see results.schema.json
         "config": cfg.model_dump(mode="json"),
         "models": model_ids,
-        "comparisons": all_comparisons(scores, refusals, comparison_pairs(arms, cfg), cfg),
+        "comparisons": all_comparisons(scores, refusals, pairs, cfg, per_seed),
         "paper_headline": PAPER_HEADLINE,
     }
     results["headlines"] = {k: v["headline"] for k, v in results["comparisons"].items()}
     results["transfer"] = transfer_table(results)
     main = main_comparison(results["comparisons"], cfg)
+    model, against = main["evals"][0]["model"], main["evals"][0]["against"]
+    results["seed_aa"] = seed_aa(per_seed, cfg)
+    results["probe_summary"] = probe_summary(scores, per_seed, model, against, cfg)
+    results["effective_evals"] = effective_evals(main["evals"])
+    results["analysis_plan"] = plan_check(run_dir, analysed(main, model_ids, cfg))
     results["trait_domain_matrix"] = trait_domain_matrix(main)
     results["paper_comparison"] = paper_comparison(results, scores)
     results.update(run_summaries(run_dir, model_ids))
@@ -67,6 +80,23 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "report.html").write_text(report_html(markdown, out_dir))
     return main["headline"]
+
+
+def analysed(main: dict, model_ids: list[str], cfg: RunConfig) -> dict:
+    """What this report analysed, in the analysis plan's terms (`analysis.plan`)."""
+    first = main["evals"][0]
+    seeds: dict[str, int] = {}
+    for model_id in model_ids:
+        if model_id != PRE:
+            seeds[arm_of(model_id)] = seeds.get(arm_of(model_id), 0) + 1
+    hierarchical = first["comparison"]["inference"] == INFERENCE_HIERARCHICAL
+    return {
+        "primary_comparison": f"{first['model']} vs {first['against']}",
+        "evals": [e["eval"] for e in main["evals"]],
+        "alpha": cfg.eval.alpha,
+        "test": TEST_HIERARCHICAL if hierarchical else TEST_ITEMS,
+        "seeds": seeds,
+    }
 
 
 def write_figures(

@@ -47,6 +47,7 @@ def headline_section(results: dict) -> list[str]:
     for key, comp in results["comparisons"].items():
         lines.append(f"- **{key}**: {comp['headline']}")
         lines.append(f"  - {comp['headline_excluding_refusals']}")
+    lines += robustness_lines(results)
     return [*lines, f"- {results['paper_headline']}"]
 
 
@@ -76,6 +77,29 @@ def failures_section(failures: dict, left_out: dict[str, str]) -> list[str]:
     return lines
 
 
+def robustness_lines(results: dict) -> list[str]:
+    """The analysis plan's hash and check, the seed A/A, the per-probe headline and the
+    effective number of evals, as bullets."""
+    lines = []
+    if results.get("analysis_plan"):
+        lines.append(f"- {results['analysis_plan']['line']}")
+    if results.get("seed_aa"):
+        lines.append(f"- {results['seed_aa']['line']}")
+    probes = results.get("probe_summary") or {}
+    if probes.get("headline"):
+        lines.append(f"- {probes['headline']}")
+    if probes.get("all_evals"):
+        lines.append(f"- {probes['all_evals']['line']}")
+    eff = results.get("effective_evals")
+    if eff:
+        lines.append(
+            f"- effective number of evals: {eff['n_effective']} of {eff['n']} (evals of one "
+            f"probe move together: ICC {eff['icc']:.2f} of the per-eval differences within "
+            f"probes, {eff['evals_per_probe']:.1f} evals per probe)"
+        )
+    return lines
+
+
 def paper_section(rows: list[dict]) -> list[str]:
     return [
         "## How this compares to the paper",
@@ -89,20 +113,40 @@ def paper_section(rows: list[dict]) -> list[str]:
 def per_eval_section(
     main: dict, scores: dict, arms: list[str], figures: dict[str, str]
 ) -> list[str]:
+    first = main["evals"][0]["comparison"] if main["evals"] else {}
     lines = [
         "## Per-eval results",
         "",
         "Scores are means over items (higher is better), seeds averaged per item; the "
-        "difference is in percentage points with a paired bootstrap 95% CI; p from a "
-        "paired sign-flip test; q after Benjamini-Hochberg across evals.",
+        "difference is in percentage points. " + _inference_text(first),
+        "SE is the item-level standard error of the paired difference; seed SD is the SD "
+        "of each arm's per-seed means (compared arm / reference), the run-to-run spread "
+        "the item SE does not see; discordant counts the paired items whose scores differ, "
+        "the only items a paired test learns from.",
         "",
     ]
     if "forest" in figures:
         lines += [f"![forest plot]({figures['forest']})", ""]
     evals = registered_evals()
     rows = [_per_eval_row(c, evals, scores, arms) for c in main["evals"]]
-    header = ["eval", "category", "n", *arms, "diff (pp)", "95% CI", "p", "q", ""]
+    header = ["eval", "category", "n", *arms, "diff (pp)", "95% CI", "SE (pp)"]
+    header += ["seed SD (pp)", "discordant", "p", "q", ""]
     return lines + _table(header, rows)
+
+
+def _inference_text(comp: dict) -> str:
+    """How the CIs and p-values were computed, from the first row's `inference`."""
+    if comp.get("inference") == "hierarchical over training seeds":
+        return (
+            "The 95% CI and p come from a hierarchical bootstrap over training seeds, then "
+            f"items ({comp['n_seeds_a']} vs {comp['n_seeds_b']} seeds; Student t with the "
+            "seed degrees of freedom); q after Benjamini-Hochberg across evals."
+        )
+    label = comp.get("inference", "items")
+    return (
+        "95% CI from a paired bootstrap of items, p from a paired sign-flip test, q after "
+        f"Benjamini-Hochberg across evals; all {label}."
+    )
 
 
 def _per_eval_row(c: dict, evals: dict, scores: dict, arms: list[str]) -> list:
@@ -115,6 +159,9 @@ def _per_eval_row(c: dict, evals: dict, scores: dict, arms: list[str]) -> list:
         *(f"{_mean(scores[c['eval']].get(a)):.3f}" for a in arms),
         _pp(comp["diff"]),
         f"[{_pp(comp['ci_low'])}, {_pp(comp['ci_high'])}]",
+        _unsigned_pp(comp["se"]),
+        f"{_unsigned_pp(comp.get('seed_sd_a'))} / {_unsigned_pp(comp.get('seed_sd_b'))}",
+        comp.get("n_discordant", ""),
         f"{comp['p_value']:.3g}",
         f"{c['q_value']:.3g}",
         flag,
@@ -182,11 +229,13 @@ def persona_section(stress: dict) -> list[str]:
         return [*lines, "The stress stage did not run (stress.enabled is false or no results)."]
     lines += [
         "Difference in degradation under each persona prompt (model A minus model B; "
-        "positive means A degrades less), 95% bootstrap CI.",
+        "positive means A degrades less), 95% CI: hierarchical over training seeds where "
+        "an arm has several, otherwise over items and conditional on one training run "
+        "(the last column says which).",
         "",
     ]
     return lines + _table(
-        ["persona", "kind", "group", "pair", "diff", "95% CI", "n"],
+        ["persona", "kind", "group", "pair", "diff", "95% CI", "n", "CI"],
         [
             [
                 r["persona"],
@@ -196,6 +245,7 @@ def persona_section(stress: dict) -> list[str]:
                 f"{r['diff']:+.3f}",
                 f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
                 r["n"],
+                r.get("inference", ""),
             ]
             for r in persona
         ],
@@ -220,6 +270,7 @@ def finetune_section(stress: dict, figures: dict[str, str]) -> list[str]:
         lines.append(
             f"- {r['pair']} ({r['group']}, dose {r['dose']}): difference in "
             f"degradation {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            + (f", {r['inference']}" if r.get("inference") else "")
         )
     if not rows:
         lines.append("No harmful fine-tuning results in this run.")
@@ -350,6 +401,10 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 def _pp(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f}"
+
+
+def _unsigned_pp(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
 
 
 def _fmt(value: float | None) -> str:

@@ -1,9 +1,11 @@
 """The report's result computations: everything results.json holds except the paper's figures.
 
-Reads the scored samples of every evaluated model, averages seeds per item, compares arms
-pairwise by record id (`stats.compare_evals`: paired bootstrap CIs, sign-flip p-values,
-Benjamini-Hochberg across evals) and derives the transfer table, the probe x cluster
-matrix, the seed spread and the stage times. Kept apart from the rendering (markdown.py,
+Reads the scored samples of every evaluated model, keeps each training seed apart,
+compares arms pairwise by record id (`stats.compare_evals`: with several seeds the
+hierarchical test over seeds then items, with one the paired item bootstrap and
+sign-flip p-values marked conditional on one training run; Benjamini-Hochberg across
+evals) and derives the transfer table, the probe x cluster matrix, the seed spread and
+the stage times. Kept apart from the rendering (markdown.py,
 html.py) so the numbers can be computed and tested without writing a report.
 """
 
@@ -32,6 +34,15 @@ from benrl.training.arms import arm_spec
 
 def load_arm_scores(run_dir: Path, model_ids: list[str]) -> tuple[dict, dict]:
     """scores[eval][arm][record id] (seed-averaged) and refusals[eval][arm][record id]."""
+    per_seed, refusals = load_seed_scores(run_dir, model_ids)
+    return seed_means(per_seed), refusals
+
+
+def load_seed_scores(run_dir: Path, model_ids: list[str]) -> tuple[dict, dict]:
+    """per_seed[eval][arm][seed][record id] and refusals[eval][arm][record id].
+
+    An item counts as refused by an arm when any of its seeds refused it.
+    """
     per_arm: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
     refusals: dict[str, dict[str, dict[str, bool]]] = {}
     for model_id in model_ids:
@@ -42,11 +53,15 @@ def load_arm_scores(run_dir: Path, model_ids: list[str]) -> tuple[dict, dict]:
             flags = refusals.setdefault(name, {}).setdefault(arm, {})
             for rid, flag in refused[name].items():
                 flags[rid] = flags.get(rid, False) or flag
-    scores = {
+    return per_arm, refusals
+
+
+def seed_means(per_seed: dict) -> dict:
+    """scores[eval][arm][record id]: each item's mean over the arm's seeds."""
+    return {
         name: {arm: aggregate_seeds(seeds) for arm, seeds in arms.items()}
-        for name, arms in per_arm.items()
+        for name, arms in per_seed.items()
     }
-    return scores, refusals
 
 
 def arm_order(model_ids: list[str]) -> list[str]:
@@ -77,7 +92,9 @@ def comparisons_for(
     against: str,
     cfg: RunConfig,
     exclude_refusals: bool = False,
+    per_seed: dict | None = None,
 ) -> list[EvalComparison]:
+    """`model` vs `against` on every eval both have; seed-level inference with `per_seed`."""
     usable = {n: arms for n, arms in scores.items() if model in arms and against in arms}
     return compare_evals(
         usable,
@@ -88,17 +105,28 @@ def comparisons_for(
         seed=cfg.seed,
         refusals=refusals,
         exclude_refusals=exclude_refusals,
+        per_seed=per_seed,
     )
 
 
 def all_comparisons(
-    scores: dict, refusals: dict, pairs: list[tuple[str, str]], cfg: RunConfig
+    scores: dict,
+    refusals: dict,
+    pairs: list[tuple[str, str]],
+    cfg: RunConfig,
+    per_seed: dict | None = None,
 ) -> dict[str, dict]:
-    """Per "<model>_vs_<against>": the headline (with and without refusals) and every eval."""
+    """Per "<model>_vs_<against>": the headline (with and without refusals) and every eval.
+
+    With `per_seed` (`load_seed_scores`), arms with several seeds are compared with the
+    training seed as a unit (`stats.compare_evals`).
+    """
     comparisons = {}
     for model, against in pairs:
-        comps = comparisons_for(scores, refusals, model, against, cfg)
-        no_ref = comparisons_for(scores, refusals, model, against, cfg, exclude_refusals=True)
+        comps = comparisons_for(scores, refusals, model, against, cfg, per_seed=per_seed)
+        no_ref = comparisons_for(
+            scores, refusals, model, against, cfg, exclude_refusals=True, per_seed=per_seed
+        )
         comparisons[f"{model}_vs_{against}"] = {
             "headline": headline(comps, model, against, cfg.eval.alpha),
             "headline_excluding_refusals": refusal_free_headline(comps, no_ref, cfg.eval.alpha),

@@ -294,11 +294,12 @@ def check_compute_matched(summaries: dict[str, dict], tolerance: float) -> None:
 
 
 def run_stage(run: Run) -> None:
-    """Train every arm of `train.arms` for every seed; check each seed's arms are matched."""
+    """Train every arm of `train.arms` for each of its seeds; check each seed's arms match."""
     records = None
     summaries = {}
-    for seed in range(run.cfg.train.seeds):
-        for arm in run.cfg.train.arms:
+    counts = run.cfg.train.seed_counts()
+    for seed in range(max(counts.values())):
+        for arm in [a for a in run.cfg.train.arms if seed < counts[a]]:
             stage = run.stage(
                 f"arms/{model_id(arm, seed)}",
                 ("train", "judge"),
