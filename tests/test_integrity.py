@@ -177,3 +177,15 @@ def test_lock_on_a_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(BenrlError, match="not writable"), run_lock(blocker / "run"):
         pass
+
+
+def test_training_log_cut_by_a_kill_resumes(tmp_path: Path) -> None:
+    from benrl.training.train import truncate_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"ste')
+    truncate_log(log, 2)
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n'
+    log.write_text('{"step": 1}\n{"st\n{"step": 3}\n')
+    with pytest.raises(BenrlError, match=r"log\.jsonl:2: not valid JSON"):
+        truncate_log(log, 2)

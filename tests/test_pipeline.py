@@ -163,7 +163,9 @@ def test_disabled_stages_leave_no_stale_sections(smoke_run, tmp_path):
     )
     write_report(smoke_run, cfg, expand(cfg.eval.models, cfg.train.seeds), tmp_path)
     after = (tmp_path / "report.md").read_text()
-    assert "## Persistence" not in after and "## Inside the model" not in after
+    assert "bad_medical" in before and "Held-out separation" in before
+    assert "bad_medical" not in after and "Held-out separation" not in after  # nothing stale
+    assert "The directions stage did not run." in after  # headings stay, with why
     assert "The stress sections are left out: stress.enabled is false" in after
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["stress"] == {} and results["directions"] == {}

@@ -135,3 +135,21 @@ def test_binding_beyond_loopback_needs_a_token(monkeypatch) -> None:
     monkeypatch.delenv("BENRL_REWARD_TOKEN", raising=False)
     with pytest.raises(BenrlError, match="BENRL_REWARD_TOKEN"):
         run_server("0.0.0.0", 5000)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--judge", "trait=nosuch"], "unknown judge 'nosuch'"),
+        (["--judge", "trait"], "expected kind=judge"),
+        (["--host", "0.0.0.0"], "BENRL_REWARD_TOKEN"),
+    ],
+)
+def test_serve_reward_cli_refuses_to_start(monkeypatch, args: list[str], said: str) -> None:
+    from typer.testing import CliRunner
+
+    from benrl.cli import app
+
+    monkeypatch.delenv("BENRL_REWARD_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve-reward", *args])
+    assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output

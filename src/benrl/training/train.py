@@ -252,7 +252,16 @@ def truncate_log(log_path: Path, step: int) -> None:
     if not log_path.exists():
         return
     lines = [x for x in log_path.read_text().splitlines() if x.strip()]
-    kept = [x for x in lines if json.loads(x)["step"] <= step]
+    kept = []
+    for line_no, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if line_no == len(lines):
+                break  # the last line, cut by the kill: the resumed steps re-log it
+            raise BenrlError(f"{log_path}:{line_no}: not valid JSON ({e.msg})") from e
+        if row["step"] <= step:
+            kept.append(line)
     log_path.write_text("".join(x + "\n" for x in kept))
 
 
