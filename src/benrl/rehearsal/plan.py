@@ -150,7 +150,12 @@ def load_for_rehearsal(path: Path, realdata: Path | None) -> RunConfig:
     from benrl.config import load_config
 
     if realdata is None:
-        return load_config(path)
+        try:
+            return load_config(path)
+        except BenrlError as e:
+            if "eval.realdata" not in str(e):
+                raise
+            raise BenrlError(f"{e}; or rehearse with --realdata DIR") from None
     if not path.is_file():
         raise BenrlError(f"config file {path} not found")
     raw = yaml.safe_load(path.read_text()) or {}
