@@ -124,8 +124,8 @@ def test_public_datasets_join_the_suite_with_their_own_scorer(realdata_root: Pat
 def test_public_dataset_errors_are_config_errors(tmp_path: Path, realdata_root: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"eval:\n  realdata:\n    root: {tmp_path / 'nope'}\n    sets: [xstest]\n")
-    with pytest.raises(BenrlError, match=r"eval.realdata.*not a folder"):
-        load_config(bad)
+    with pytest.raises(BenrlError, match=r"eval\.realdata\.root.*not a folder"):
+        check_names(load_config(bad))
     cfg = RunConfig.model_validate(
         {"eval": {"realdata": {"root": str(realdata_root), "sets": ["xstets"]}}}
     )

@@ -45,6 +45,12 @@ def check_names(cfg: RunConfig, where: str = "config") -> None:
         eval_names(cfg.eval.evals)
     except BenrlError as e:
         raise BenrlError(f"{where}: key 'eval.evals': {e}") from None
+    root = cfg.eval.realdata.root
+    if cfg.eval.realdata.sets and root is not None and not root.is_dir():
+        raise BenrlError(
+            f"{where}: key 'eval.realdata.root': {root} is not a folder "
+            "(get it with `benrl data fetch`)"
+        )
     unknown = [s for s in cfg.eval.realdata.sets if s not in list_realdata()]
     if unknown:
         raise BenrlError(

@@ -278,12 +278,10 @@ class RealdataConfig(Section):
 
     @model_validator(mode="after")
     def _root_and_sets(self) -> RealdataConfig:
-        if not self.sets:  # set names are checked against the registry in checks.py
-            return self
-        if self.root is None:
+        # set names and the folder itself are checked when a command loads the config
+        # (checks.py): the schema validates on a machine without the data
+        if self.sets and self.root is None:
             raise ValueError("sets are named but root is not: name the datasets folder")
-        if not self.root.is_dir():
-            raise ValueError(f"root {self.root} is not a folder (get it with `benrl data fetch`)")
         return self
 
 

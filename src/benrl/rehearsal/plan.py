@@ -150,7 +150,14 @@ def load_for_rehearsal(path: Path, realdata: Path | None) -> RunConfig:
     from benrl.config import load_config
 
     if realdata is None:
-        return load_config(path)
+        cfg = load_config(path)
+        root = cfg.eval.realdata.root
+        if cfg.eval.realdata.sets and root is not None and not root.is_dir():
+            raise BenrlError(
+                f"{path}: key 'eval.realdata.root': {root} is not a folder here; rehearse "
+                "with --realdata DIR (a folder `benrl data fetch` wrote)"
+            )
+        return cfg
     if not path.is_file():
         raise BenrlError(f"config file {path} not found")
     raw = yaml.safe_load(path.read_text()) or {}
