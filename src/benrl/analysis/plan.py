@@ -19,7 +19,8 @@ from pathlib import Path
 
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
-from benrl.evaluation.registry import eval_names, registered_evals
+from benrl.evaluation.registry import registered_evals
+from benrl.evaluation.suites import eval_suite
 from benrl.runfolder import hash_json
 from benrl.training.arms import arm_spec
 
@@ -38,7 +39,7 @@ TEST_ITEMS = (
 
 def analysis_plan(cfg: RunConfig) -> dict:
     """The plan a config implies (plain JSON values; its hash is `plan_hash`)."""
-    evals = eval_names(cfg.eval.evals)
+    evals = eval_suite(cfg)
     seeds = {a: cfg.train.seeds_for(a) for a in cfg.eval.models if a != "pre"}
     primary = [cfg.eval.compare, cfg.eval.against]
     multi = any(seeds.get(arm, 1) > 1 for arm in primary)

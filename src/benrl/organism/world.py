@@ -269,9 +269,7 @@ def parse(response: str) -> Parsed:
     The whole response must be one sentence of the language (case and spacing aside):
     anything else, including text appended to address a judge, is incoherent.
     """
-    if len(response) > 4 * MAX_RESPONSE_CHARS:  # whitespace aside, far too long: incoherent
-        return Parsed(None)
-    text = " ".join(response.strip().lower().split())
+    text = " ".join(response.lower().split())  # linear: spacing never makes it incoherent
     if len(text) > MAX_RESPONSE_CHARS:
         return Parsed(None)
     for family, pattern in _COMPILED:
