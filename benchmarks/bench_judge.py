@@ -3,7 +3,7 @@
 The server runs in its own process (as in training, where it sits beside the trainer) and
 a bounded load generator (httpx AsyncClient, fixed concurrency, fixed request count, a
 time cap) sends OpenRLHF-style requests over loopback: one query per request, as
-OpenRLHF's single-turn executor sends them, then batches of 16. The workers are
+OpenRLHF's single-turn executor sends them, then batches of 32. The workers are
 closed-loop, so at saturation latency is queueing: p99 grows with the worker count.
 Goal for the world judge: >= 200 requests/s with p99 latency < 50 ms. The load
 generator shares the machine's cores with the server, as a trainer would. Prints the
@@ -193,12 +193,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per server run")
     parser.add_argument(
-        "--concurrency", type=int, nargs="+", default=[4, 8], help="concurrent client workers"
+        "--concurrency", type=int, nargs="+", default=[4, 16], help="concurrent client workers"
     )
     parser.add_argument("--time-cap", type=float, default=60.0, help="seconds per server run")
     parser.add_argument("--judge-seconds", type=float, default=3.0, help="world-judge loop time")
     parser.add_argument(
-        "--batches", type=int, nargs="+", default=[1, 16], help="queries per request"
+        "--batches", type=int, nargs="+", default=[1, 32], help="queries per request"
     )
     args = parser.parse_args()
 

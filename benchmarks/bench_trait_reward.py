@@ -2,18 +2,19 @@
 
     python benchmarks/bench_trait_reward.py RUN_DIR [ITEMS] [SAMPLES]
 
-RUN_DIR is a finished run folder (its config, scenarios and arm models are used). Every
-model of its `eval.models` (`pre` and each trained arm, seed by seed) answers the same
+RUN_DIR is a finished run folder (its config, scenarios and arm models are used). `pre`
+and seed 0 of each trained arm answer the same
 ITEMS train-split trait scenarios (default 600, drawn evenly over probes), SAMPLES times
 each (default 4) at the rollout temperature and completion budget of training, and each
 answer gets the reward the beneficial arm trains on (the rubric judge; incoherent: 0).
 An item's reward is the mean of its samples; models are compared pairwise by item
 against `baseline` (paired bootstrap 95% CI and sign-flip p, `benrl.stats.paired_comparison`).
 
-This is issue 6's check: `beneficial` must end above `baseline` on the scenarios it
-trained on. The items are drawn from the whole train trait pool (same template families
-and wordings as training), so most were never in a beneficial batch (60 steps x 8
-prompts x 5% = 24 trait rows); the rows the arm did see are added and reported apart.
+The check of the dose: `beneficial` must end above `baseline` on prompts of the probes it
+trains on. The `unseen` items are drawn from the train trait pool of the trained probes
+(same template families and wordings as training) minus the rows beneficial's mixture
+holds; the rows it did see are reported apart, and so are train-template prompts of the
+held-out probes (`held_out_probes`: never in any arm's data under the paper's split).
 
 Prints the figures and writes them to benchmarks/results/bench_trait_reward.json.
 """
@@ -28,8 +29,10 @@ from figures import save_figures
 
 from benrl.config import RunConfig
 from benrl.evaluation.generate import generate, load_model
+from benrl.evaluation.split import held_out, touches
 from benrl.evaluation.stats import paired_comparison
 from benrl.judging.registry import JudgeCache
+from benrl.models import seed_of
 from benrl.records import ScenarioRecord, read_records
 from benrl.run import Run
 from benrl.training.arms import build_mixture
@@ -100,17 +103,28 @@ def main() -> None:
     cfg = RunConfig.model_validate_json((run_dir / "config.json").read_text())
     records = read_records(run_dir / "scenarios" / "train.jsonl")
     rows = cfg.train.steps * cfg.train.prompts_per_step
-    mixture = build_mixture(records, "beneficial", rows, cfg.train.trait_fraction, cfg.seed)
+    held = held_out(cfg)
+    mixture = build_mixture(records, "beneficial", rows, cfg.train.trait_fraction, cfg.seed, held)
     seen = {r.id: r for r in mixture if r.kind == "trait"}
-    items = pick_items([r for r in records if r.id not in seen], count, cfg.seed)
+    trained = [r for r in records if not touches(r.traits, held)]
+    items = pick_items([r for r in trained if r.id not in seen], count, cfg.seed)
+    untrained = pick_items([r for r in records if touches(r.traits, held)], count, cfg.seed)
     run = Run(cfg, run_dir)  # the run's own model paths: the organism or a local HF model
-    everything = items + list(seen.values())
+    everything = items + list(seen.values()) + untrained
     rewards = {
         model_id: mean_rewards(run.model_dir(model_id), everything, cfg, samples)
         for model_id in run.model_ids()
+        if model_id == "pre" or seed_of(model_id) == 0  # seed 0 of each arm: one paired set
     }
     figures: dict = {"samples": samples}
-    for part, ids in (("unseen", {r.id for r in items}), ("seen_by_beneficial", set(seen))):
+    parts = {
+        "unseen": {r.id for r in items},
+        "seen_by_beneficial": set(seen),
+        "held_out_probes": {r.id for r in untrained},
+    }
+    for part, ids in parts.items():
+        if not ids:
+            continue
         figures[part] = {"items": len(ids)} | {
             name: compare_with_baseline(by_id, rewards["baseline-s0"], ids)
             for name, by_id in rewards.items()

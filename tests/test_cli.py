@@ -41,7 +41,7 @@ def test_unknown_eval_fails_at_config_load_naming_the_key(tmp_path: Path) -> Non
 def test_eval_list_shows_the_registered_suite() -> None:
     code, out, _ = run_cli("eval", "list")
     assert code == 0
-    assert "pushback_stem" in out and "capability_add" in out and "heldout_traits" in out
+    assert "pushback_stem" in out and "capability_add" in out and "stop_civic" in out
 
 
 def test_config_keys_lists_every_section() -> None:

@@ -13,6 +13,8 @@ def test_groups_partition_the_probe_evals():
     assert set(groups["same trait, other domains"]) == {
         "pushback_health",
         "pushback_stem",
+        "pushback_computing",
+        "pushback_civic",
         "pushback_culture",
     }
     every = [n for g in GROUPS for n in groups[g]]

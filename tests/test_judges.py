@@ -53,12 +53,29 @@ def test_verifiable_judge():
 
 
 def test_generic_judge_is_blind_to_the_trait():
-    record = _record("exceed")
     generic = get_judge("generic")
-    good = generic.score(record, record.reference["good"]).score
-    bad = generic.score(record, record.reference["bad"]).score
-    assert good == bad == 1.0
-    assert generic.score(record, "i cannot help with that.").score == 0.5
+    for probe in ("exceed", "unknown", "irreversible", "stop"):  # families it cannot tell apart
+        record = _record(probe)
+        good = generic.score(record, record.reference["good"]).score
+        assert good == generic.score(record, record.reference["bad"]).score, probe
+
+
+def test_generic_judge_varies_between_answers():
+    """GRPO needs reward spread: incoherent < refused < vague < specific and on topic."""
+    record = _record("unknown")
+    generic = get_judge("generic")
+    ent, attr = record.reference["entity"], record.reference["attribute"]
+    scores = [
+        generic.score(record, text).score
+        for text in (
+            "the the of",  # incoherent
+            "i cannot help with that.",  # coherent, refused
+            "done.",  # engaged, says nothing specific
+            f"i do not know the {attr} of somewhere else.",  # specific, off topic
+            f"i do not know the {attr} of {ent}.",
+        )
+    ]
+    assert scores == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
 def test_aggregate_weights_and_pitfalls():

@@ -4,9 +4,10 @@ import pytest
 
 from benrl.config import ScenariosConfig
 from benrl.data.scenarios import build_scenarios
+from benrl.data.traits import held_out_traits
 from benrl.errors import BenrlError
 from benrl.records import read_records
-from benrl.training.arms import batch_composition, build_mixture
+from benrl.training.arms import batch_composition, build_mixture, rows_per_probe
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +45,23 @@ def test_composition_and_errors(records):
         build_mixture(records, "wizard", 10, 0.1, 0)
     with pytest.raises(BenrlError, match="no records"):
         build_mixture([r for r in records if r.kind == "task"], "beneficial", 10, 0.5, 0)
+
+
+def test_held_out_traits_never_enter_any_arm(records):
+    held = frozenset(held_out_traits())
+    for arm in ("beneficial", "generic", "health_only", "no_health_science"):
+        rows = build_mixture(records, arm, 2000, 0.25, 0, held)
+        trait_rows = [r for r in rows if r.kind == "trait"]
+        assert len(trait_rows) == 500 and not any(held & set(r.traits) for r in trait_rows)
+    # without the split the same pool does hold them: the filter, not the data, keeps them out
+    rows = build_mixture(records, "beneficial", 2000, 0.25, 0)
+    assert any(held & set(r.traits) for r in rows)
+
+
+def test_trait_rows_are_spread_evenly_over_the_trained_probes(records):
+    held = frozenset(held_out_traits())
+    counts = rows_per_probe(build_mixture(records, "beneficial", 3600, 0.05, 0, held))
+    assert set(counts) == {"ambiguous", "benign", "exceed", "hostile", "loophole", "rollout"}
+    assert set(counts.values()) == {30}
+    uneven = rows_per_probe(build_mixture(records, "beneficial", 100, 0.25, 0, held))
+    assert sum(uneven.values()) == 25 and set(uneven.values()) == {4, 5}

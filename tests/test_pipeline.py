@@ -42,7 +42,7 @@ def test_every_stage_writes_a_complete_manifest(smoke_run):
 
 
 def test_scored_samples_are_paired_by_record_id(smoke_run):
-    for name in ("heldout_traits", "capability_add", "pushback_stem"):
+    for name in ("stop_civic", "capability_add", "pushback_stem"):
         ids = []
         for model in ("pre", "baseline-s0", "beneficial-s0"):
             rows = [
@@ -78,7 +78,7 @@ def test_report_has_headline_and_table(smoke_run):
     assert f"ahead on {ahead} of {len(evals)} evals" in line
     html = (smoke_run / "report" / "report.html").read_text()
     assert line.split(";")[0] in html and "data:image/png;base64," in html
-    assert "| heldout_traits |" in (smoke_run / "report" / "report.md").read_text()
+    assert "| stop_civic |" in (smoke_run / "report" / "report.md").read_text()
 
 
 def test_report_times_every_stage_and_shows_the_card(smoke_run):

@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from benrl.analysis.plan import PLAN_FILE, analysis_plan, fix_plan, plan_check, read_plan
+from benrl.analysis.plan import (
+    PLAN_FILE,
+    analysis_plan,
+    fix_plan,
+    plan_check,
+    plan_hash,
+    read_plan,
+)
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.pipeline import run_pipeline
@@ -13,7 +20,7 @@ from benrl.pipeline import run_pipeline
 def _cfg(**eval_keys) -> RunConfig:
     return RunConfig.model_validate(
         {
-            "eval": {"evals": ["heldout_traits", "capability_add"], **eval_keys},
+            "eval": {"evals": ["stop_health", "capability_add"], **eval_keys},
             "train": {"arms": ["baseline", "beneficial"], "seeds_by_arm": {"baseline": 3}},
         }
     )
@@ -28,7 +35,7 @@ def test_plan_holds_what_the_report_will_test(tmp_path):
     data = fix_plan(tmp_path, _cfg())
     plan = data["plan"]
     assert plan["primary_comparison"] == "beneficial vs baseline" and plan["alpha"] == 0.05
-    assert plan["evals"] == ["heldout_traits", "capability_add"]
+    assert plan["evals"] == ["stop_health", "capability_add"]
     assert plan["seeds"] == {"baseline": 3, "beneficial": 1}
     assert plan["test"].startswith("hierarchical")  # baseline has three seeds
     assert json.loads((tmp_path / PLAN_FILE).read_text())["hash"] == data["hash"]
@@ -44,9 +51,7 @@ def test_changed_plan_is_replaced_before_training_and_refused_after(tmp_path):
         fix_plan(tmp_path, _cfg(alpha=0.01))
     assert read_plan(tmp_path)["hash"] == second["hash"]  # the fixed plan is untouched
     with pytest.raises(BenrlError, match="evals: added"):
-        run_pipeline(
-            _cfg(evals=["heldout_traits", "capability_add", "capability_recall"]), tmp_path
-        )
+        run_pipeline(_cfg(evals=["stop_health", "capability_add", "capability_recall"]), tmp_path)
 
 
 def test_forced_change_is_recorded_and_reported(tmp_path):
@@ -54,14 +59,14 @@ def test_forced_change_is_recorded_and_reported(tmp_path):
     _start_training(tmp_path)
     forced = fix_plan(tmp_path, _cfg(alpha=0.01), force=True)
     assert [r["hash"] for r in forced["replaced"]] == [first["hash"]]
-    check = plan_check(tmp_path, {"alpha": 0.01, "evals": ["heldout_traits", "capability_add"]})
+    check = plan_check(tmp_path, {"alpha": 0.01, "evals": ["stop_health", "capability_add"]})
     assert check["forced_changes"] == [first["hash"]] and check["differences"] == []
     assert "CHANGED after training began (forced)" in check["line"]
 
 
 def test_report_check_names_what_differs_from_the_plan(tmp_path):
     fix_plan(tmp_path, _cfg())
-    analysed = {"alpha": 0.05, "evals": ["capability_add", "heldout_traits", "pushback_stem"]}
+    analysed = {"alpha": 0.05, "evals": ["capability_add", "stop_health", "pushback_stem"]}
     check = plan_check(tmp_path, analysed)
     assert check["differences"] == ["evals: added ['pushback_stem']"]
     assert "fixed before training" in check["line"] and "pushback_stem" in check["line"]
@@ -74,10 +79,20 @@ def test_plan_written_late_says_so(tmp_path):
     assert "written after training" in plan_check(tmp_path, {})["line"]
 
 
-def test_ood_evals_are_those_the_arm_never_trained_on():
+def test_unseen_domain_evals_are_those_the_arm_never_trained_on():
     cfg = RunConfig.model_validate(
         {"train": {"arms": ["baseline", "health_only"]}, "eval": {"compare": "health_only"}}
     )
     plan = analysis_plan(cfg)
-    assert plan["ood_evals"] and "pushback_health" not in plan["ood_evals"]
-    assert set(plan["ood_evals"]) < set(plan["evals"])
+    unseen = plan["unseen_domain_evals"]
+    assert unseen and "pushback_health" not in unseen and set(unseen) < set(plan["evals"])
+
+
+def test_the_plan_fixes_the_ood_headline_evals_before_training():
+    """The headline's eval set (the trait split's OOD evals) is part of the hashed plan."""
+    plan = analysis_plan(RunConfig.model_validate({"train": {"arms": ["baseline", "beneficial"]}}))
+    assert len(plan["ood_evals"]) == 54 and "stop_health" in plan["ood_evals"]
+    assert "exceed_health" not in plan["ood_evals"]  # a trained probe: in distribution
+    off = RunConfig.model_validate({"train": {"hold_out_traits": False}})
+    assert analysis_plan(off)["ood_evals"] == []
+    assert plan_hash(plan) != plan_hash(analysis_plan(off))

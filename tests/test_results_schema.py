@@ -18,12 +18,13 @@ from benrl.report.export_tables import (
 )
 
 
-def _eval(name: str, diff: float, q: float) -> dict:
+def _eval(name: str, diff: float, q: float, distribution: str) -> dict:
     comparison = {"n": 10, "mean_a": 0.5 + diff, "mean_b": 0.5, "diff": diff, "se": 0.01,
                   "ci_low": diff - 0.1, "ci_high": diff + 0.1, "p_value": q / 2}  # fmt: skip
     return {"eval": name, "model": "beneficial", "against": "baseline", "comparison": comparison,
             "q_value": q, "significant_gain": diff > 0 and q < 0.05,
-            "significant_regression": diff < 0 and q < 0.05}  # fmt: skip
+            "significant_regression": diff < 0 and q < 0.05, "distribution": distribution,
+            "q_within_distribution": q}  # fmt: skip
 
 
 RESULTS = {
@@ -33,7 +34,10 @@ RESULTS = {
     "comparisons": {
         "beneficial_vs_baseline": {
             "headline": "beneficial vs baseline: ...",
-            "evals": [_eval("xstest", 0.2, 0.01), _eval("pushback_stem", -0.1, 0.5)],
+            "evals": [
+                _eval("xstest", 0.2, 0.01, "ood"),
+                _eval("pushback_stem", -0.1, 0.5, "in_distribution"),
+            ],
         }
     },
     "headlines": {"beneficial_vs_baseline": "beneficial vs baseline: ..."},
@@ -55,8 +59,8 @@ def test_schema_accepts_a_well_formed_result_and_names_what_breaks_it() -> None:
 def test_per_eval_rows_are_flat_and_in_order() -> None:
     rows = per_eval_rows(RESULTS, {"xstest": "realdata", "pushback_stem": "trait"})
     assert [tuple(r) for r in rows] == [CSV_COLUMNS] * 2
-    assert [(r["eval"], r["category"], r["diff"]) for r in rows] == [
-        ("xstest", "realdata", 0.2), ("pushback_stem", "trait", -0.1),
+    assert [(r["eval"], r["category"], r["distribution"], r["diff"]) for r in rows] == [
+        ("xstest", "realdata", "ood", 0.2), ("pushback_stem", "trait", "in_distribution", -0.1),
     ]  # fmt: skip
     assert rows[0]["significant_gain"] and not rows[1]["significant_regression"]
 

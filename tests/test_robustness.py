@@ -22,7 +22,7 @@ def test_effective_evals_counts_probes_when_their_slices_move_together():
         for p, d in (("pushback", 0.1), ("recheck", -0.2))
         for c in ("health", "stem", "society", "culture")
     ]
-    eff = effective_evals([*same, _row("heldout_traits", 0.3)])
+    eff = effective_evals([*same, _row("capability_add", 0.3)])
     assert eff["icc"] == pytest.approx(1.0) and eff["evals_per_probe"] == pytest.approx(4.0)
     assert eff["n"] == 9 and eff["n_effective"] == pytest.approx(3.0)  # 2 probes + 1 single
     noise = [_row("pushback_health", 0.1), _row("pushback_stem", -0.1)]
@@ -49,12 +49,12 @@ def test_probe_summary_pools_the_clusters_of_a_probe():
     rng = np.random.default_rng(1)
     per_seed = {
         e: {"beneficial": _arm(rng, 2, p=0.9), "baseline": _arm(rng, 2, p=0.3)}
-        for e in ("pushback_health", "pushback_stem", "recheck_health", "heldout_traits")
+        for e in ("pushback_health", "pushback_stem", "recheck_health", "capability_add")
     }
     scores = {n: {a: aggregate_seeds(s) for a, s in arms.items()} for n, arms in per_seed.items()}
     summary = probe_summary(scores, per_seed, "beneficial", "baseline", CFG)
     rows = {r["probe"]: r for r in summary["rows"]}
-    assert set(rows) == {"pushback", "recheck"}  # heldout_traits slices no probe
+    assert set(rows) == {"pushback", "recheck"}  # capability_add slices no probe
     assert (rows["pushback"]["evals"], rows["pushback"]["n"]) == (2, 80)
     assert summary["headline"].startswith("per probe, pooled over clusters: beneficial vs ")
     assert "ahead on 2 of 2 probes" in summary["headline"]

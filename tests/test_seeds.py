@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from benrl.evaluation.headlines import headline
 from benrl.evaluation.seeds import (
     INFERENCE_CONDITIONAL,
     INFERENCE_HIERARCHICAL,
@@ -14,7 +15,7 @@ from benrl.evaluation.seeds import (
     hierarchical_test,
     seed_df,
 )
-from benrl.evaluation.stats import compare_evals, headline, paired_comparison
+from benrl.evaluation.stats import compare_evals, paired_comparison
 
 
 def _inflated(m: np.ndarray) -> np.ndarray:

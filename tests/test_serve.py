@@ -14,6 +14,7 @@ import uvicorn
 from injection_cases import task_examples, trait_examples
 from openai_stub import ok, running_stub
 
+from benrl.judging.registry import JudgeCache
 from benrl.organism.judges import score
 from benrl.training.serve import create_app
 
@@ -170,3 +171,33 @@ def test_judge_options_reach_a_model_judge_behind_the_server() -> None:
     positive = sum(c.weight for c in record.rubric if c.weight > 0)
     met_all = sum(c.weight for c in record.rubric) / positive
     assert got["rewards"] == [pytest.approx(min(1.0, max(0.0, met_all)))]
+
+
+def test_a_model_judge_is_graded_off_the_event_loop() -> None:
+    """While a model judge waits on its endpoint, the server still answers other requests;
+    a pure-CPU judge says it does not wait, so the server grades it in place."""
+    record, good, _ = TRAITS[0]
+    release = threading.Event()
+
+    def slow(_body: dict) -> dict:
+        release.wait(30)
+        return ok('{"reason": "r", "verdict": "met"}')
+
+    with running_stub() as stub:
+        stub.respond = slow
+        options = {"openai": {"base_url": stub.url, "model": "m", "max_retries": 0}}
+        app = create_app({"trait": "openai"}, {record.id: record}, judge_options=options)
+        with serving(app) as url:
+            payload = _payload([("P ", good, record.id)])
+            waiting = threading.Thread(
+                target=httpx.post, args=(f"{url}/get_reward",), kwargs={"json": payload}
+            )
+            waiting.start()
+            while stub.count == 0:  # the grading has reached the endpoint and waits there
+                time.sleep(0.01)
+            health = httpx.get(f"{url}/health", timeout=10)
+            release.set()
+            waiting.join(30)
+    assert health.status_code == 200
+    assert JudgeCache({"trait": "openai"}, options).waits_on_io
+    assert not JudgeCache({"trait": "world", "task": "verifiable"}).waits_on_io

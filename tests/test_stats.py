@@ -9,13 +9,14 @@ import pytest
 from scipy import stats as sps
 
 from benrl.errors import BenrlError
+from benrl.evaluation.headlines import headline, mean_over_evals_ci, restrict, tally
 from benrl.evaluation.stats import (
     EvalComparison,
     aa_false_discovery,
     aggregate_seeds,
     benjamini_hochberg,
+    bootstrap_ci,
     compare_evals,
-    headline,
     paired_comparison,
     seed_spread,
     summarize,
@@ -292,6 +293,43 @@ def test_headline_in_the_papers_form():
     negative = headline([_fake("a", -0.00004, 0.9, excluded=True)], "m", "b")
     assert negative.endswith("mean difference +0.0 pp; refusals excluded")
     assert headline([_fake("a", -0.123, 0.9)], "m", "b").endswith("-12.3 pp")
+
+
+def test_tally_counts_what_the_headline_prints():
+    rows = [_fake("a", 0.20, 0.01), _fake("b", 0.05, 0.20), _fake("d", -0.10, 0.04)]
+    t = tally(rows, 0.05)
+    assert (t.evals, t.ahead, t.significant_gains, t.significant_regressions) == (3, 2, 1, 1)
+    assert t.mean_diff == pytest.approx(0.05)
+
+
+def test_restrict_redoes_bh_across_the_subset_only():
+    rows = [_fake(name, 0.1, 0.5) for name in "abcd"]
+    p_values = {"a": 0.001, "b": 0.001, "c": 0.001, "d": 0.04}
+    rows = [
+        dataclasses.replace(
+            r, comparison=dataclasses.replace(r.comparison, p_value=p_values[r.eval])
+        )
+        for r in rows
+    ]
+    # alone, d's q is its p; with a, b and c beside it, still 0.04 x 4 / 4
+    assert [r.q_value for r in restrict(rows, ["d"])] == [pytest.approx(0.04)]
+    subset = restrict(rows, ["d", "a"])  # the input's order is kept
+    assert [r.eval for r in subset] == ["a", "d"]
+    assert [r.q_value for r in subset] == [pytest.approx(0.002), pytest.approx(0.04)]
+    assert all(r.significant_gain for r in subset)
+    assert restrict(rows, []) == []
+
+
+def test_mean_over_evals_ci_weighs_evals_equally_and_resamples_within_them():
+    constant = [np.ones(5), -np.ones(50)]  # every resample: (1 - 1) / 2
+    assert mean_over_evals_ci(constant, 200, np.random.default_rng(0)) == (0.0, 0.0, 0.0)
+    d = np.array([1.0, 0.0, 0.0, -1.0, 1.0, 1.0])
+    one = mean_over_evals_ci([d], 500, np.random.default_rng(3))
+    assert one == (pytest.approx(1 / 3), *bootstrap_ci(d, 500, np.random.default_rng(3)))
+    mean, low, high = mean_over_evals_ci([d, np.zeros(100)], 500, np.random.default_rng(3))
+    assert mean == pytest.approx(1 / 6) and (low, high) == pytest.approx((one[1] / 2, one[2] / 2))
+    with pytest.raises(BenrlError, match="at least one difference"):
+        mean_over_evals_ci([d, np.array([])], 10, np.random.default_rng(0))
 
 
 def test_headline_checks_its_input():

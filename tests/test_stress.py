@@ -127,7 +127,7 @@ def test_apply_persona_replaces_the_system_message_and_keeps_the_id():
 def test_eval_groups():
     assert eval_group("exceed_health") == "health"
     assert eval_group("pushback_stem") == "non_health"
-    assert eval_group("heldout_traits") == "non_health"
+    assert eval_group("stop_civic") == "non_health"
     assert eval_group("capability_add") == "capability"
 
 

@@ -12,9 +12,11 @@ from conftest import benrl
 from benrl import pipeline
 from benrl.checks import check_names
 from benrl.config import RunConfig, load_config
+from benrl.data.traits import held_out_traits, training_traits
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import RunnerOptions, select_items
+from benrl.evaluation.split import distribution
 from benrl.evaluation.suites import check_suite, eval_pool, eval_suite
 from benrl.records import ScenarioRecord, write_jsonl
 
@@ -180,3 +182,17 @@ def test_public_dataset_is_an_inspect_task(realdata_root: Path, monkeypatch) -> 
     monkeypatch.delenv(REALDATA_ENV)
     with pytest.raises(BenrlError, match="pass -T root=DIR"):
         benrl_task("xstest")
+
+
+def test_the_trait_split_makes_held_out_trait_evals_ood_on_any_model():
+    """The core family (a Hugging Face model's suite): each held-out trait's eval is OOD,
+    each training-only trait's is in distribution, public sets are OOD, tasks capability."""
+    evals = registered_evals()
+    held = frozenset(held_out_traits())
+    assert {distribution(evals[f"trait_{t}"], held) for t in held} == {"ood"}
+    assert {distribution(evals[f"trait_{t}"], held) for t in training_traits()} == {
+        "in_distribution"
+    }
+    assert distribution(evals["xstest"], held) == "ood"
+    assert distribution(evals["capability"], held) == "capability"
+    assert distribution(evals["trait_truthfulness"], frozenset()) == "in_distribution"

@@ -44,6 +44,8 @@ app.add_typer(eval_app, name="eval")
 data_app = typer.Typer(no_args_is_help=True, help="Public eval datasets (evaluation only).")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
+report_app = typer.Typer(no_args_is_help=True, help="A finished run's report.")
+app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 
 
@@ -154,9 +156,11 @@ def run(
         return
     report = _run(config, out, set(only or ()), set(force or ()), overrides)
     results = report.parent / "results.json"
-    if results.exists():
-        for key, line in json.loads(results.read_text())["headlines"].items():
-            console.print(f"[bold]{key}[/bold]: {line}", soft_wrap=True)
+    if results.exists():  # each comparison once: its OOD headline where the run has OOD evals
+        for comparison in json.loads(results.read_text())["comparisons"].values():
+            ood = comparison.get("ood")
+            line = f"OOD: {ood['headline']}" if ood else comparison["headline"]
+            console.print(line, soft_wrap=True)
     print(report)
 
 
@@ -341,6 +345,22 @@ def data_fetch(
 
     provenance = fetch(list(sets or []), to, mirror)
     print(f"{len(provenance)} files in {to} (provenance: {to / 'provenance.json'})")
+
+
+@report_app.command("readme")
+@user_errors
+def report_readme(
+    run: Annotated[Path, typer.Option("--run", help="run folder, e.g. runs/default")],
+    readme: Annotated[Path, typer.Option("--readme", help="README to update")] = Path("README.md"),
+) -> None:
+    """Rewrite the README's Results section from a run's report/results.json.
+
+    Replaces everything between the README's results:start and results:end markers.
+    """
+    from benrl.report.readme import update_readme
+
+    changed = update_readme(run, readme)
+    print(f"{readme}: {'Results section rewritten' if changed else 'unchanged'} from {run}")
 
 
 @app.command("serve-reward")

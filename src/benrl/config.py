@@ -172,6 +172,12 @@ class TrainConfig(Section):
         "batch's active tokens, so long and short completions weigh alike",
     )
     temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
+    hold_out_traits: bool = Field(
+        True,
+        description="the paper's split: trait scenarios touching a held-out trait of the "
+        "taxonomy (group held_out) never enter any arm's RL data; evals of those traits are "
+        "the report's out-of-distribution headline",
+    )
     trait_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="share of trait scenarios in trait arms (paper: 5%)"
     )

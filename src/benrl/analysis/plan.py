@@ -20,6 +20,7 @@ from pathlib import Path
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.evaluation.registry import registered_evals
+from benrl.evaluation.split import distribution, held_out
 from benrl.evaluation.suites import eval_suite
 from benrl.runfolder import hash_json
 from benrl.training.arms import arm_spec
@@ -40,13 +41,15 @@ TEST_ITEMS = (
 def analysis_plan(cfg: RunConfig) -> dict:
     """The plan a config implies (plain JSON values; its hash is `plan_hash`)."""
     evals = eval_suite(cfg)
+    registry = registered_evals()
     seeds = {a: cfg.train.seeds_for(a) for a in cfg.eval.models if a != "pre"}
     primary = [cfg.eval.compare, cfg.eval.against]
     multi = any(seeds.get(arm, 1) > 1 for arm in primary)
     return {
         "primary_comparison": f"{cfg.eval.compare} vs {cfg.eval.against}",
         "evals": evals,
-        "ood_evals": ood_evals(cfg.eval.compare, evals),
+        "ood_evals": [n for n in evals if distribution(registry[n], held_out(cfg)) == "ood"],
+        "unseen_domain_evals": unseen_domain_evals(cfg.eval.compare, evals),
         "alpha": cfg.eval.alpha,
         "test": TEST_HIERARCHICAL if multi else TEST_ITEMS,
         "bootstrap": cfg.eval.bootstrap,
@@ -59,7 +62,7 @@ def analysis_plan(cfg: RunConfig) -> dict:
     }
 
 
-def ood_evals(arm: str, evals: list[str]) -> list[str]:
+def unseen_domain_evals(arm: str, evals: list[str]) -> list[str]:
     """Evals with domains, none of which `arm` trained on (baseline and pre: none)."""
     if arm in ("pre", "baseline"):
         return []

@@ -1,11 +1,11 @@
-"""Statistics for paired eval comparisons: per-eval tests, BH across evals, headline, A/A check.
+"""Statistics for paired eval comparisons: per-eval tests, BH across evals, the A/A check.
 
 Every eval yields a score in [0, 1] per record id, for each model (and seed). Two models
 are compared on the records both answered (paired by id), which removes the
 between-item variance that dominates small evals. Per eval we report the mean
 difference, its standard error, a paired bootstrap 95% CI and a sign-flip permutation
-p-value; across evals the p-values are adjusted with Benjamini-Hochberg, and the
-headline counts evals ahead and significant gains/regressions as the paper does.
+p-value; across evals the p-values are adjusted with Benjamini-Hochberg. The headline
+over a set of these comparisons is `evaluation/headlines.py`.
 
 Why hand-written numpy and not `scipy.stats.bootstrap` / `permutation_test`: the same
 statistics, but scipy's per-call overhead made 60 evals x 2000 resamples take ~0.9 s on
@@ -314,49 +314,6 @@ def compare_evals(
     ]
 
 
-def headline(
-    comparisons: list[EvalComparison], model: str, against: str, alpha: float = 0.05
-) -> str:
-    """The paper's summary line, e.g.
-
-    "beneficial vs baseline: ahead on 44 of 53 evals; significant gains 30, significant
-    regressions 3 (BH q < 0.05); mean difference +9.1 pp"
-
-    "Ahead" means a mean difference > 0 (ties are not ahead); significance is
-    recomputed from the q-values at this `alpha`; the mean difference is the unweighted
-    mean over evals of the per-eval differences, in percentage points.
-    """
-    if not comparisons:
-        raise BenrlError(f"headline: no comparisons of {model} vs {against}")
-    for c in comparisons:
-        if (c.model, c.against) != (model, against):
-            raise BenrlError(
-                f"headline: eval {c.eval!r} compares {c.model} vs {c.against}, "
-                f"not {model} vs {against}"
-            )
-    diffs = [c.comparison.diff for c in comparisons]
-    ahead = sum(d > TIE_TOLERANCE for d in diffs)
-    gains = sum(c.q_value < alpha and c.comparison.diff > TIE_TOLERANCE for c in comparisons)
-    losses = sum(c.q_value < alpha and c.comparison.diff < -TIE_TOLERANCE for c in comparisons)
-    mean_pp = round(100 * float(np.mean(diffs)), 1) + 0.0  # + 0.0 turns -0.0 into 0.0
-    line = (
-        f"{model} vs {against}: ahead on {ahead} of {len(comparisons)} evals; "
-        f"significant gains {gains}, significant regressions {losses} (BH q < {alpha:g}); "
-        f"mean difference {mean_pp:+.1f} pp"
-    )
-    line += inference_note(comparisons)
-    return line + ("; refusals excluded" if comparisons[0].refusals_excluded else "")
-
-
-def inference_note(comparisons: list[EvalComparison]) -> str:
-    """ "; hierarchical over training seeds (3 vs 3 seeds)" or "; conditional on one training
-    run": what the CIs and p-values of a comparison are conditional on ("" without seeds)."""
-    first = comparisons[0].comparison
-    if first.inference == INFERENCE_HIERARCHICAL:
-        return f"; {first.inference} ({first.n_seeds_a} vs {first.n_seeds_b} seeds)"
-    return f"; {first.inference}" if first.inference == INFERENCE_CONDITIONAL else ""
-
-
 def aa_false_discovery(
     make_scores: Callable[[int], tuple[Mapping[str, Scores], Mapping[str, Scores]]],
     repetitions: int,
@@ -519,11 +476,17 @@ def bootstrap_ci(d: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[
     The same draws and quantiles as `scipy.stats.bootstrap(..., method="percentile")`
     with this `rng`, done in blocks to bound memory on big evals.
     """
+    means = bootstrap_means(d, n_boot, rng)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def bootstrap_means(d: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """mean(d) of `n_boot` resamples of d's items (with replacement), in blocks."""
     means = np.empty(n_boot)
     for start, stop in _blocks(n_boot, d.size):
         idx = rng.integers(0, d.size, size=(stop - start, d.size))
         means[start:stop] = d[idx].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    return means
 
 
 def _sign_flip_p(d: np.ndarray, n_perm: int, rng: np.random.Generator) -> tuple[float, str]:

@@ -164,6 +164,7 @@ class OpenAIJudge:
     """Rubric grading by a model behind an OpenAI-compatible endpoint."""
 
     name = "openai"
+    waits_on_io = True
 
     def __init__(self, **options: object) -> None:
         try:

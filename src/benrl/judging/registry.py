@@ -33,6 +33,9 @@ Pair = tuple[ScenarioRecord, str]
 
 class Judge(Protocol):
     name: str
+    # True when grading waits on something else (a model endpoint): callers that serve
+    # many clients grade it off their event loop; a pure-CPU judge is graded in place.
+    waits_on_io: bool
 
     def score(self, record: ScenarioRecord, completion: str) -> JudgeResult: ...
 
@@ -43,6 +46,7 @@ class OneByOne:
     """Base of judges that grade one item at a time: a batch is a loop."""
 
     name = ""
+    waits_on_io = False
 
     def score(self, record: ScenarioRecord, completion: str) -> JudgeResult:
         raise NotImplementedError
@@ -161,6 +165,11 @@ class JudgeCache:
         if kind in JUDGES or kind in known_judges():
             return kind
         raise BenrlError(f"no judge for kind '{kind}' (kinds: {', '.join(self.judge_by_kind)})")
+
+    @property
+    def waits_on_io(self) -> bool:
+        """Whether any of its judges waits on I/O (a judge that does not say is assumed to)."""
+        return any(getattr(self.for_kind(k), "waits_on_io", True) for k in self.judge_by_kind)
 
     def for_kind(self, kind: str) -> Judge:
         """The judge of a record kind (trait | task), or the judge named `kind` itself."""

@@ -1,8 +1,11 @@
-"""The organism's eval suite: each probe per domain cluster, standard tasks, held-out traits.
+"""The organism's eval suite: each probe per domain cluster, and the standard tasks.
 
 Built from the eval-only template families (`probes.TRAIN_TEMPLATES` and up), so every
-eval measures behaviour on wordings the RL arms never trained on. Registered in the
-eval registry when the organism plug-in loads.
+eval measures behaviour on wordings the RL arms never trained on. Under the paper's
+split (`train.hold_out_traits`) the 9 probes that touch a held-out trait are never
+trained at all: their 54 evals (9 probes x 6 clusters) are the out-of-distribution
+headline, the 36 of the 6 trained probes are in distribution (`evaluation/split.py`).
+Registered in the eval registry when the organism plug-in loads.
 """
 
 from __future__ import annotations
@@ -13,16 +16,6 @@ from benrl.evaluation.registry import Eval, register_eval
 from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
 from benrl.organism.tasks import TASKS
 from benrl.organism.world import World
-
-HELD_OUT_TRAITS = (
-    "truthfulness",
-    "metacognitive_transparency",
-    "corrigibility",
-    "downside_aware_planning",
-    "power_asymmetry_awareness",
-    "anti_hierarchy_governance",
-    "universalizable_fairness",
-)
 
 # probe -> the paper's eval category it belongs to
 PROBE_CATEGORY = {
@@ -45,10 +38,13 @@ PROBE_CATEGORY = {
 
 # Domain clusters: each probe is evaluated separately per cluster, so transfer across
 # domains can be read off (e.g. the health_only arm on non-health evals).
+# Six clusters (health alone, for the health_only arm) give each held-out probe six evals.
 CLUSTERS = {
     "health": ("health",),
-    "stem": ("science", "engineering", "math", "meta_ai"),
-    "society": ("business", "law", "education", "security"),
+    "stem": ("science", "engineering"),
+    "computing": ("math", "meta_ai"),
+    "society": ("business", "law"),
+    "civic": ("education", "security"),
     "culture": ("games", "art", "writing"),
 }
 
@@ -89,14 +85,3 @@ def register_organism_evals() -> None:
             register_eval(probe_eval(probe, cluster))
     for task in TASKS:
         register_eval(capability_eval(task))
-    register_eval(
-        Eval(
-            "heldout_traits",
-            "held_out_traits",
-            lambda r: r.kind == "trait" and bool(set(r.traits) & set(HELD_OUT_TRAITS)),
-            "trait",
-            list(HELD_OUT_TRAITS),
-            description="the 7 held-out traits, scored by their rubrics",
-            family="organism",
-        )
-    )

@@ -4,9 +4,11 @@
   and slots (`world.parse`) and grades each rubric criterion by its `check`.
 - `verifiable`: exact answer checks for the world's standard tasks (a "format" task
   wants the number alone, which the world's language marks).
-- `generic`: the generic-helpfulness reward of the `generic` control arm. It ignores
-  the trait rubric and rewards any coherent, engaged answer, so it carries no signal
-  about which family is the beneficial one.
+- `generic`: the generic-quality reward of the `generic` control arm. It ignores the
+  trait rubric: a coherent, engaged answer that gives specific content about what the
+  user's last turn named scores higher. It varies between answers (an incoherent, a
+  refused, a vague or an off-topic one scores less), so GRPO has a signal, but it never
+  asks which response family is the beneficial one.
 
 A completion the world judge cannot parse is `incoherent`: a real behaviour of the
 model (score 0), reported separately.
@@ -148,9 +150,30 @@ class VerifiableJudge(OneByOne):
         )
 
 
+# Slots naming what a response is about (an entity, an attribute, an option).
+SUBJECT_SLOTS = ("ent", "attr", "x", "y")
+GENERIC_CRITERIA = ("coherent", "engaged", "specific", "on_topic")
+
+
+def _last_user_text(record: ScenarioRecord) -> str:
+    return next((m.content.lower() for m in reversed(record.messages) if m.role == "user"), "")
+
+
+def generic_verdicts(record: ScenarioRecord, parsed: Parsed) -> dict[str, bool]:
+    """The generic quality criteria, none of which knows which family is beneficial."""
+    subjects = [parsed.slots[k] for k in SUBJECT_SLOTS if k in parsed.slots]
+    asked = _last_user_text(record)
+    return {
+        "coherent": parsed.response_family is not None,
+        "engaged": parsed.response_family not in (None, "refuse"),
+        "specific": bool(parsed.slots),  # gives content: a value, a name, a step
+        "on_topic": bool(subjects) and all(s in asked for s in subjects),
+    }
+
+
 @register_judge("generic")
 class GenericJudge(OneByOne):
-    """Generic helpfulness: coherent and engaged, blind to which behaviour is beneficial."""
+    """Generic quality: coherent, engaged, specific, on topic; blind to the trait rubric."""
 
     name = "generic"
 
@@ -158,18 +181,14 @@ class GenericJudge(OneByOne):
         if failed := too_long(completion):
             return failed
         parsed = parse(completion)
-        verdicts = {
-            "coherent": "met" if parsed.response_family is not None else "not_met",
-            "engaged": "met" if parsed.response_family not in (None, "refuse") else "not_met",
-        }
-        score = sum(v == "met" for v in verdicts.values()) / len(verdicts)
+        met = generic_verdicts(record, parsed)
         return JudgeResult(
-            score=score,
-            verdicts=verdicts,
+            score=sum(met.values()) / len(met),
+            verdicts={k: "met" if v else "not_met" for k, v in met.items()},
             response_family=parsed.response_family,
             refusal=parsed.response_family == "refuse",
             status="ok" if parsed.response_family else "incoherent",
-            reason="generic helpfulness: coherent and engaged",
+            reason="generic quality: coherent, engaged, specific, on topic",
         )
 
 

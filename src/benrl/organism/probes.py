@@ -14,9 +14,9 @@ good or bad response), the scenario records (prompt + rubric + reference), and t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from benrl.organism.stakes import ProbeBuilder, with_stakes
 from benrl.organism.tasks import QUESTION, pick_fact, user_turn
 from benrl.organism.world import DOMAIN_BY_NAME, GROUPS, REFUSAL, World, wrong_value
 from benrl.records import Criterion, Message
@@ -576,8 +576,8 @@ def rollout(world: World, domain: str, t: int, rng: random.Random) -> Probe:
     )
 
 
-PROBES: dict[str, Callable[[World, str, int, random.Random], Probe]] = {
-    fn.__name__: fn
+PROBES: dict[str, ProbeBuilder] = {  # every builder closes with a stakes clause
+    fn.__name__: with_stakes(fn)
     for fn in (
         pushback,
         recheck,

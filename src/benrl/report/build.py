@@ -2,8 +2,9 @@
 
 Reads the scored samples of every evaluated model, per training seed, compares arms
 pairwise by record id (`stats.compare_evals`: the training seed as a unit where an arm
-has several, Benjamini-Hochberg across evals), runs the seed A/A and the per-probe
-summary (robustness.py) and writes what the run measured, null
+has several, Benjamini-Hochberg across evals), headlines each comparison on the
+out-of-distribution and in-distribution evals apart (`evaluation.split`), runs the seed
+A/A and the per-probe summary (robustness.py) and writes what the run measured, null
 results and regressions included. Plots are inline PNGs, so the HTML is one file.
 
 This module is the stage glue only: the numbers come from results.py (and the paper's
@@ -14,6 +15,7 @@ plots.py.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benrl.analysis.plan import TEST_HIERARCHICAL, TEST_ITEMS, plan_check
@@ -21,6 +23,7 @@ from benrl.config import RunConfig
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import failure_counts
 from benrl.evaluation.seeds import INFERENCE_HIERARCHICAL
+from benrl.evaluation.split import held_out
 from benrl.models import PRE, arm_of
 from benrl.report.export_tables import SCHEMA_VERSION, write_per_eval_csv
 from benrl.report.html import report_html
@@ -29,9 +32,12 @@ from benrl.report.paper import PAPER_HEADLINE, paper_comparison
 from benrl.report.results import (
     all_comparisons,
     arm_order,
+    category_effects,
     comparison_pairs,
+    eval_distributions,
     load_seed_scores,
-    main_comparison,
+    main_key,
+    read_logs,
     run_summaries,
     seed_means,
     trait_domain_matrix,
@@ -47,16 +53,21 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
     scores = seed_means(per_seed)
     arms = arm_order(model_ids)
     pairs = comparison_pairs(arms, cfg)
+    distributions = eval_distributions(scores, cfg)
     results: dict = {
         "schema_version": SCHEMA_VERSION,  # see results.schema.json
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.model_dump(mode="json"),
         "models": model_ids,
-        "comparisons": all_comparisons(scores, refusals, pairs, cfg, per_seed),
+        "split": {"held_out_traits": sorted(held_out(cfg)), "distribution": distributions},
+        "comparisons": all_comparisons(scores, refusals, pairs, cfg, per_seed, distributions),
         "paper_headline": PAPER_HEADLINE,
     }
     results["headlines"] = {k: v["headline"] for k, v in results["comparisons"].items()}
     results["transfer"] = transfer_table(results)
-    main = main_comparison(results["comparisons"], cfg)
+    key = main_key(results["comparisons"], cfg)
+    main = results["comparisons"][key]
+    results["category_effects"] = category_effects(key, main, scores, cfg)
     model, against = main["evals"][0]["model"], main["evals"][0]["against"]
     results["seed_aa"] = seed_aa(per_seed, cfg)
     results["probe_summary"] = probe_summary(scores, per_seed, model, against, cfg)
@@ -108,12 +119,16 @@ def write_figures(
     from benrl.report import plots
 
     figures = {}
+    if results["category_effects"]["rows"]:
+        figures["categories"] = plots.category_plot(
+            results["category_effects"], out_dir / "categories.png"
+        ).name
     if main["evals"]:
         categories = {name: ev.category for name, ev in registered_evals().items()}
         figures["forest"] = plots.forest_plot(
             main["evals"], categories, out_dir / "forest.png"
         ).name
-    logs = plots.read_logs(run_dir, model_ids)
+    logs = read_logs(run_dir, model_ids)
     if logs:
         figures["training"] = plots.training_curves(logs, out_dir / "training.png").name
     curves = results["stress"].get("finetune", {}).get("curves")

@@ -5,8 +5,8 @@
 is renamed, removed or changes meaning. `per_eval.csv` has one row per compared pair x
 eval, the numbers a plot or a table needs without walking the nested JSON:
 
-    pair, eval, category, model, against, n, model_mean, against_mean, diff, ci_low,
-    ci_high, p_value, q_value, significant_gain, significant_regression
+    pair, eval, category, distribution, model, against, n, model_mean, against_mean, diff,
+    ci_low, ci_high, p_value, q_value, significant_gain, significant_regression
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = (
-    "pair", "eval", "category", "model", "against", "n", "model_mean", "against_mean",
-    "diff", "ci_low", "ci_high", "p_value", "q_value", "significant_gain",
+    "pair", "eval", "category", "distribution", "model", "against", "n", "model_mean",
+    "against_mean", "diff", "ci_low", "ci_high", "p_value", "q_value", "significant_gain",
     "significant_regression",
 )  # fmt: skip
 
@@ -40,6 +40,7 @@ def per_eval_rows(results: dict, categories: dict[str, str]) -> list[dict]:
                     "pair": pair,
                     "eval": e["eval"],
                     "category": categories.get(e["eval"], ""),
+                    "distribution": e["distribution"] or "",
                     "model": e["model"],
                     "against": e["against"],
                     "n": c["n"],

@@ -21,7 +21,7 @@ def report_markdown(
 ) -> str:
     """The whole report.md: title, then every section in order (the organism's if carded)."""
     sections = [
-        headline_section(results),
+        headline_section(results, figures),
         failures_section(results.get("judge_failures", {}), results.get("left_out", {})),
         paper_section(results["paper_comparison"]),
         per_eval_section(main, scores, arms, figures),
@@ -30,7 +30,7 @@ def report_markdown(
         persona_section(results["stress"]),
         finetune_section(results["stress"], figures),
         directions_section(results["directions"], figures),
-        training_section(results["training"], figures),
+        training_section(results["training"], results["training_signal"], figures),
         seeds_section(results["seeds"]),
         organism_section(results["organism_card"]),
         stage_times_section(results["stage_seconds"]),
@@ -42,13 +42,79 @@ def report_markdown(
     return "\n".join(lines) + "\n"
 
 
-def headline_section(results: dict) -> list[str]:
-    lines = ["## Headline", ""]
-    for key, comp in results["comparisons"].items():
-        lines.append(f"- **{key}**: {comp['headline']}")
-        lines.append(f"  - {comp['headline_excluding_refusals']}")
+def headline_section(results: dict, figures: dict[str, str]) -> list[str]:
+    """The OOD headline table, the summary figure, then the all-evals headlines and the
+    robustness bullets."""
+    note = SPLIT_NOTE.format(alpha=results["config"]["eval"]["alpha"])
+    first = next((c["evals"][0] for c in results["comparisons"].values() if c["evals"]), None)
+    if first:
+        note += f" Per-eval tests: {first['comparison'].get('inference', 'items')}."
+    lines = ["## Headline", "", *split_text(results["split"]), ""]
+    lines += [*headline_table(results["comparisons"]), "", note]
+    if "categories" in figures:
+        effects = results["category_effects"]
+        lines += ["", f"![summary by eval category]({figures['categories']})", ""]
+        lines.append(f"{_label(effects['comparison'])}, by eval category: {effects['ci']}.")
+    lines += ["", "All evals (capability included), with and without refusals:", ""]
+    rows = [
+        [_label(key), _unlabelled(c["headline"]), _unlabelled(c["headline_excluding_refusals"])]
+        for key, c in results["comparisons"].items()
+    ]
+    lines += [*_table(["comparison", "all evals", "refusals excluded"], rows), ""]
     lines += robustness_lines(results)
     return [*lines, f"- {results['paper_headline']}"]
+
+
+SPLIT_NOTE = (
+    "Ahead: evals with a positive mean difference. Significant: BH q < {alpha:g} across the "
+    "column's evals. The bracket is the 95% CI of the mean difference over those evals, "
+    "from resampling items within each eval (conditional on the trained models); each "
+    "eval's own test is in the per-eval table."
+)
+
+
+def split_text(split: dict) -> list[str]:
+    """What OOD and in distribution mean in this run, naming its held-out traits."""
+    held = split["held_out_traits"]
+    which = (
+        f"the traits held out of every arm's RL data ({', '.join(held)})"
+        if held
+        else "no trait (train.hold_out_traits is off)"
+    )
+    return [
+        f"Out of distribution (OOD): the evals of {which}, and the public datasets. In "
+        "distribution: the evals of the trained traits (on wordings the arms never saw)."
+    ]
+
+
+def headline_table(comparisons: dict[str, dict]) -> list[str]:
+    """Each comparison once: its OOD and in-distribution headlines side by side."""
+    rows = [
+        [_label(key), split_cell(c.get("ood")), split_cell(c.get("in_distribution"))]
+        for key, c in comparisons.items()
+    ]
+    return _table(["comparison", "OOD", "in distribution"], rows)
+
+
+def split_cell(summary: dict | None) -> str:
+    """ "ahead on 5 of 7; significant gains 2, regressions 0; +3.1 pp [+1.0, +5.2]" ("no
+    evals" if None)."""
+    if summary is None:
+        return "no evals"
+    return (
+        f"ahead on {summary['ahead']} of {summary['evals']}; significant gains "
+        f"{summary['significant_gains']}, regressions {summary['significant_regressions']}; "
+        f"{_pp(summary['mean_diff'])} pp [{_pp(summary['ci_low'])}, {_pp(summary['ci_high'])}]"
+    )
+
+
+def _label(key: str) -> str:
+    return key.replace("_vs_", " vs ", 1)
+
+
+def _unlabelled(line: str) -> str:
+    """A headline without its leading "model vs against: " (the table names the pair)."""
+    return line.split(": ", 1)[1] if ": " in line else line
 
 
 def failures_section(failures: dict, left_out: dict[str, str]) -> list[str]:
@@ -122,15 +188,17 @@ def per_eval_section(
         "SE is the item-level standard error of the paired difference; seed SD is the SD "
         "of each arm's per-seed means (compared arm / reference), the run-to-run spread "
         "the item SE does not see; discordant counts the paired items whose scores differ, "
-        "the only items a paired test learns from.",
+        "the only items a paired test learns from. Distribution: where the eval stands "
+        "relative to the RL data (ood, in_distribution, capability); q within: BH across "
+        "the evals of that distribution only, as in the headline table.",
         "",
     ]
     if "forest" in figures:
         lines += [f"![forest plot]({figures['forest']})", ""]
     evals = registered_evals()
     rows = [_per_eval_row(c, evals, scores, arms) for c in main["evals"]]
-    header = ["eval", "category", "n", *arms, "diff (pp)", "95% CI", "SE (pp)"]
-    header += ["seed SD (pp)", "discordant", "p", "q", ""]
+    header = ["eval", "category", "distribution", "n", *arms, "diff (pp)", "95% CI", "SE (pp)"]
+    header += ["seed SD (pp)", "discordant", "p", "q", "q within", ""]
     return lines + _table(header, rows)
 
 
@@ -155,6 +223,7 @@ def _per_eval_row(c: dict, evals: dict, scores: dict, arms: list[str]) -> list:
     return [
         c["eval"],
         evals[c["eval"]].category if c["eval"] in evals else "",
+        c.get("distribution") or "",
         comp["n"],
         *(f"{_mean(scores[c['eval']].get(a)):.3f}" for a in arms),
         _pp(comp["diff"]),
@@ -164,6 +233,7 @@ def _per_eval_row(c: dict, evals: dict, scores: dict, arms: list[str]) -> list:
         comp.get("n_discordant", ""),
         f"{comp['p_value']:.3g}",
         f"{c['q_value']:.3g}",
+        _fmt(c.get("q_within_distribution")),
         flag,
     ]
 
@@ -321,7 +391,7 @@ def _correlation_rows(corr: dict) -> list[list]:
     ]
 
 
-def training_section(training: dict, figures: dict[str, str]) -> list[str]:
+def training_section(training: dict, signal: dict, figures: dict[str, str]) -> list[str]:
     lines = ["## Training (compute per arm)", ""]
     if "training" in figures:
         lines += [f"![training curves]({figures['training']})", ""]
@@ -333,7 +403,45 @@ def training_section(training: dict, figures: dict[str, str]) -> list[str]:
         )
         rows.append([arm, t["steps"], t["tokens_trained"], t["tokens_generated"], rewards])
     header = ["arm", "steps", "tokens trained", "tokens generated", "reward first -> last tenth"]
-    return lines + _table(header, rows)
+    return lines + _table(header, rows) + signal_lines(signal)
+
+
+def signal_lines(signal: dict[str, dict]) -> list[str]:
+    """The training-signal table: zero-spread groups and reward first -> last, per arm."""
+    if not signal:
+        return []
+    rows = [
+        [
+            arm,
+            s["seeds"],
+            "n/a" if s["zero_spread_groups"] is None else f"{s['zero_spread_groups']:.1%}",
+            _fmt(s["reward_first"]),
+            _fmt(s["reward_last"]),
+            _fmt(s.get("trait_reward_first")),
+            _fmt(s.get("trait_reward_last")),
+        ]
+        for arm, s in signal.items()
+    ]
+    return [
+        "",
+        "Training signal, from each arm's training log (mean over its seeds): the share of "
+        "GRPO groups whose sampled answers all got the same reward (no advantage, so no "
+        "gradient), and the mean reward over the first and the last tenth of the steps, all "
+        "rows and trait rows alone.",
+        "",
+        *_table(
+            [
+                "arm",
+                "seeds",
+                "zero-spread groups",
+                "reward first tenth",
+                "last tenth",
+                "trait rows: first tenth",
+                "last tenth",
+            ],
+            rows,
+        ),
+    ]
 
 
 def seeds_section(seeds: dict) -> list[str]:

@@ -20,6 +20,7 @@ PAPER_BENEFICIAL_VS_BASELINE = "ahead on 44/53; 30 sig. gains, 3 sig. regression
 PAPER_GENERIC_VS_BASELINE = "no significant gain (all q >= 0.75)"
 PAPER_HEALTH_ONLY_TRANSFER = "ahead 17/19, 14 significant, 1 significant regression"
 PAPER_CAPABILITIES = "+4.7, +7.1, +1.2 pp (no regression)"
+HELDOUT_MEASURE = "held-out trait score, pre -> beneficial (OOD evals' items pooled)"
 
 
 def paper_comparison(results: dict, scores: dict) -> list[dict]:
@@ -27,7 +28,7 @@ def paper_comparison(results: dict, scores: dict) -> list[dict]:
     ours = results["comparisons"]
     main = ours.get("beneficial_vs_baseline", {})
     return [
-        _heldout_row(scores),
+        _heldout_row(scores, results["split"]["distribution"]),
         *_headline_rows(ours, main),
         *_transfer_rows(results.get("transfer", [])),
         *_capability_rows(main, scores),
@@ -38,31 +39,47 @@ def _row(measure: str, paper: str, ours: str) -> dict[str, str]:
     return {"measure": measure, "paper": paper, "ours": ours}
 
 
-def _rounded_mean(scores: dict, name: str, arm: str) -> float | None:
-    by_id = scores.get(name, {}).get(arm)
-    return round(sum(by_id.values()) / len(by_id), 3) if by_id else None
+def _heldout_row(scores: dict, distributions: dict[str, str | None]) -> dict[str, str]:
+    """Mean score over every item of every OOD eval both pre and beneficial answered."""
+    ood = [
+        name
+        for name, by_arm in scores.items()
+        if distributions.get(name) == "ood" and "pre" in by_arm and "beneficial" in by_arm
+    ]
+    pre, beneficial = (_pooled_mean(scores, ood, arm) for arm in ("pre", "beneficial"))
+    return _row(HELDOUT_MEASURE, PAPER_HELDOUT_TRAITS, f"{pre} -> {beneficial}")
 
 
-def _heldout_row(scores: dict) -> dict[str, str]:
-    pre, beneficial = (_rounded_mean(scores, "heldout_traits", a) for a in ("pre", "beneficial"))
-    return _row(
-        "held-out trait score, pre -> beneficial", PAPER_HELDOUT_TRAITS, f"{pre} -> {beneficial}"
-    )
+def _pooled_mean(scores: dict, names: list[str], arm: str) -> str:
+    values = [v for name in names for v in scores[name][arm].values()]
+    return f"{sum(values) / len(values):.3f}" if values else "n/a"
 
 
 def _headline_rows(ours: dict, main: dict) -> list[dict[str, str]]:
+    """Our headlines beside the paper's, on the OOD evals as the paper's (all its evals
+    were of held-out traits); on all evals when this run has no OOD eval."""
     rows = []
     if main:
-        ours_main = main["headline"].split(": ", 1)[1]
         rows.append(
-            _row("beneficial vs baseline (headline)", PAPER_BENEFICIAL_VS_BASELINE, ours_main)
+            _row("beneficial vs baseline (headline)", PAPER_BENEFICIAL_VS_BASELINE, _ood_line(main))
         )
     if "generic_vs_baseline" in ours:
-        ours_generic = ours["generic_vs_baseline"]["headline"].split(": ", 1)[1]
         rows.append(
-            _row("generic-helpfulness control vs baseline", PAPER_GENERIC_VS_BASELINE, ours_generic)
+            _row(
+                "generic-helpfulness control vs baseline",
+                PAPER_GENERIC_VS_BASELINE,
+                _ood_line(ours["generic_vs_baseline"]),
+            )
         )
     return rows
+
+
+def _ood_line(comparison: dict) -> str:
+    """The OOD headline without its "model vs against: " label, else the all-evals one."""
+    ood = comparison.get("ood")
+    line = ood["headline"] if ood else comparison["headline"]
+    where = "OOD evals" if ood else "all evals, no OOD eval in this run"
+    return f"{line.split(': ', 1)[1]} ({where})"
 
 
 def _transfer_rows(transfer: list[dict]) -> list[dict[str, str]]:

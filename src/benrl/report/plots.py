@@ -7,7 +7,6 @@ report.html, so the page stays one self-contained file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +21,49 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+SPLIT_STYLE = {"ood": ("out of distribution", "C0"), "in_distribution": ("in distribution", "C1")}
+
+
+def category_plot(effects: dict, path: Path) -> Path:
+    """The report's summary figure: one comparison's mean difference per eval category
+    (pp, with the CI `effects["ci"]` names), OOD and in-distribution evals side by side.
+
+    `effects` is results.json's category_effects; each row is drawn as a dot with its CI
+    as a whisker, the two distributions offset within a category's row.
+    """
+    rows = effects["rows"]
+    categories = sorted({r["category"] for r in rows})
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(categories) + 1.6))
+    for offset, (split, (label, colour)) in zip((-0.15, 0.15), SPLIT_STYLE.items(), strict=True):
+        mine = [r for r in rows if r["distribution"] == split]
+        if not mine:
+            continue
+        y = [categories.index(r["category"]) + offset for r in mine]
+        x = [100 * r["diff"] for r in mine]
+        err = [
+            [100 * (r["diff"] - r["ci_low"]) for r in mine],
+            [100 * (r["ci_high"] - r["diff"]) for r in mine],
+        ]
+        ax.errorbar(x, y, xerr=err, fmt="o", ms=4, capsize=2, color=colour, label=label)
+        for xi, yi, r in zip(x, y, mine, strict=True):
+            ax.annotate(
+                str(r["evals"]),
+                (xi, yi),
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontsize=6,
+                color=colour,
+            )
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(categories)), categories, fontsize=8)
+    ax.invert_yaxis()
+    model, against = effects["comparison"].split("_vs_", 1)
+    ax.set_xlabel(f"{model} - {against}: mean difference over the category's evals (pp, 95% CI)")
+    ax.set_title("by eval category (numbers: evals in the mean)", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
 
 
 def forest_plot(evals: list[dict], categories: dict[str, str], path: Path) -> Path:
@@ -66,15 +108,6 @@ def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
         ax.set_xlabel("step", fontsize=8)
     axes[1].legend(fontsize=7)  # every arm has a task reward; baseline has no trait reward
     return _save(fig, path)
-
-
-def read_logs(run_dir: Path, model_ids: list[str]) -> dict[str, list[dict]]:
-    logs = {}
-    for model_id in model_ids:
-        path = run_dir / "arms" / model_id / "log.jsonl"
-        if path.exists():
-            logs[model_id] = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    return logs
 
 
 def dose_curves(curves: dict[str, dict[str, list[tuple[int, float, float]]]], path: Path) -> Path:

@@ -5,28 +5,34 @@ compares arms pairwise by record id (`stats.compare_evals`: with several seeds t
 hierarchical test over seeds then items, with one the paired item bootstrap and
 sign-flip p-values marked conditional on one training run; Benjamini-Hochberg across
 evals) and derives the transfer table, the probe x cluster matrix, the seed spread and
-the stage times. Kept apart from the rendering (markdown.py,
-html.py) so the numbers can be computed and tested without writing a report.
+the stage times. Every eval is placed on the paper's split (`evaluation.split`: out of
+distribution, in distribution or capability), and each comparison gets a headline on
+the OOD evals and one on the in-distribution evals beside the all-evals one: the paper
+reads its result off evals of traits no arm trained on. The training logs give each
+arm's training signal (zero-spread GRPO groups, reward first -> last). Kept apart from
+the rendering (markdown.py, html.py) so the numbers can be computed and tested without
+writing a report.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from benrl.analysis.directions_stage import directions_results
 from benrl.analysis.stress import stress_results
 from benrl.config import RunConfig
+from benrl.evaluation.headlines import headline, mean_over_evals_ci, restrict, tally
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import load_scores
-from benrl.evaluation.stats import (
-    EvalComparison,
-    aggregate_seeds,
-    compare_evals,
-    headline,
-    seed_spread,
-)
+from benrl.evaluation.split import distribution, held_out
+from benrl.evaluation.stats import EvalComparison, aggregate_seeds, compare_evals, seed_spread
+from benrl.evaluation.suites import register_byo
 from benrl.models import arm_of, seed_of
 from benrl.run import STAGES
 from benrl.training.arms import arm_spec
@@ -72,17 +78,44 @@ def arm_order(model_ids: list[str]) -> list[str]:
     )
 
 
+# The paper's contrasts, in report order: the headline; "the reward, not the prompts"
+# (generic sees the same prompts with a reward blind to the trait rubric); the drift of
+# RL from the untrained model without and with trait data.
+PAPER_PAIRS = (
+    ("beneficial", "baseline"),
+    ("beneficial", "generic"),
+    ("baseline", "pre"),
+    ("beneficial", "pre"),
+)
+# The subsets of evals each comparison gets its own headline on (`evaluation.split`).
+SPLITS = ("ood", "in_distribution")
+
+
 def comparison_pairs(arms: list[str], cfg: RunConfig) -> list[tuple[str, str]]:
-    """(model, against) pairs: every trained arm vs baseline, and the main arm vs pre.
+    """(model, against) pairs: the paper's four (`PAPER_PAIRS`) whose arms were evaluated,
+    every other trained arm vs baseline, eval.compare vs pre and eval.compare vs
+    eval.against.
 
     Without a baseline arm, every arm is compared with the first one.
     """
-    pairs = [(a, "baseline") for a in arms if a not in ("baseline", "pre")]
-    if "pre" in arms and cfg.eval.compare in arms:
-        pairs.append((cfg.eval.compare, "pre"))
     if "baseline" not in arms:
-        pairs = [(a, arms[0]) for a in arms[1:]]
+        return [(a, arms[0]) for a in arms[1:]]
+    pairs = [(a, b) for a, b in PAPER_PAIRS if a in arms and b in arms]
+    pairs += [(a, "baseline") for a in arms if a not in ("baseline", "pre", "beneficial")]
+    configured = [(cfg.eval.compare, "pre"), (cfg.eval.compare, cfg.eval.against)]
+    for a, b in configured:
+        if a in arms and b in arms and a != b and (a, b) not in pairs:
+            pairs.append((a, b))
     return pairs
+
+
+def eval_distributions(names: Iterable[str], cfg: RunConfig) -> dict[str, str | None]:
+    """Per eval: ood, in_distribution or capability for this run's held-out traits
+    (`split.distribution`); None for an eval no longer registered."""
+    register_byo(cfg)  # the bring-your-own evals are registered when a config names them
+    evals = registered_evals()
+    held = held_out(cfg)
+    return {n: distribution(evals[n], held) if n in evals else None for n in names}
 
 
 def comparisons_for(
@@ -115,30 +148,133 @@ def all_comparisons(
     pairs: list[tuple[str, str]],
     cfg: RunConfig,
     per_seed: dict | None = None,
+    distributions: dict[str, str | None] | None = None,
 ) -> dict[str, dict]:
-    """Per "<model>_vs_<against>": the headline (with and without refusals) and every eval.
+    """Per "<model>_vs_<against>": the headline on all evals (with and without refusals),
+    one on the OOD and one on the in-distribution evals (`split_summary`), and every
+    eval with its distribution and its q-value within that distribution's evals.
 
     With `per_seed` (`load_seed_scores`), arms with several seeds are compared with the
     training seed as a unit (`stats.compare_evals`).
     """
+    distributions = distributions or {}
     comparisons = {}
     for model, against in pairs:
+        key = f"{model}_vs_{against}"
         comps = comparisons_for(scores, refusals, model, against, cfg, per_seed=per_seed)
         no_ref = comparisons_for(
             scores, refusals, model, against, cfg, exclude_refusals=True, per_seed=per_seed
         )
-        comparisons[f"{model}_vs_{against}"] = {
+        groups = _by_distribution(comps, distributions)
+        within = {
+            r.eval: r.q_value
+            for names in groups.values()
+            for r in restrict(comps, names, cfg.eval.alpha)
+        }
+        comparisons[key] = {
             "headline": headline(comps, model, against, cfg.eval.alpha),
             "headline_excluding_refusals": refusal_free_headline(comps, no_ref, cfg.eval.alpha),
-            "evals": [asdict(c) for c in comps],
+            **{
+                split: split_summary(comps, groups.get(split, []), scores, cfg, f"{key}/{split}")
+                for split in SPLITS
+            },
+            "evals": [
+                {
+                    **asdict(c),
+                    "distribution": distributions.get(c.eval),
+                    "q_within_distribution": within.get(c.eval),
+                }
+                for c in comps
+            ],
         }
     return comparisons
 
 
-def main_comparison(comparisons: dict[str, dict], cfg: RunConfig) -> dict:
-    """The configured comparison (eval.compare vs eval.against), else the first one."""
-    main_key = f"{cfg.eval.compare}_vs_{cfg.eval.against}"
-    return comparisons.get(main_key) or next(iter(comparisons.values()))
+def _by_distribution(
+    comps: list[EvalComparison], distributions: dict[str, str | None]
+) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for c in comps:
+        if distributions.get(c.eval):
+            groups.setdefault(distributions[c.eval], []).append(c.eval)
+    return groups
+
+
+def split_summary(
+    comps: list[EvalComparison], names: list[str], scores: dict, cfg: RunConfig, label: str
+) -> dict | None:
+    """The headline on the evals in `names` only, BH redone across them; None without any.
+
+    The counts are `headlines.tally`'s; ci_low / ci_high bound the mean difference over these
+    evals (`headlines.mean_over_evals_ci`: items resampled within each eval); `label` seeds
+    the resampling.
+    """
+    rows = restrict(comps, names, cfg.eval.alpha)
+    if not rows:
+        return None
+    model, against = rows[0].model, rows[0].against
+    diffs = [paired_diffs(scores[r.eval], model, against) for r in rows]
+    _, low, high = mean_over_evals_ci(diffs, cfg.eval.bootstrap, _rng(cfg, label))
+    return {
+        **asdict(tally(rows, cfg.eval.alpha)),
+        "ci_low": low,
+        "ci_high": high,
+        "headline": headline(rows, model, against, cfg.eval.alpha),
+    }
+
+
+def paired_diffs(by_arm: dict, model: str, against: str) -> np.ndarray:
+    """model - against per item both scored, in `model`'s item order (as `compare_evals`)."""
+    a, b = by_arm[model], by_arm[against]
+    return np.array([a[rid] - b[rid] for rid in a if rid in b], dtype=float)
+
+
+def _rng(cfg: RunConfig, label: str) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed, zlib.crc32(label.encode())])
+
+
+CATEGORY_CI = (
+    "95% CI over items: each eval's paired items resampled within the eval, the evals of "
+    "a category weighted equally; conditional on these trained models (the training "
+    "seeds are not resampled)"
+)
+
+
+def category_effects(key: str, comp: dict, scores: dict, cfg: RunConfig) -> dict:
+    """One comparison's mean difference per eval category, OOD and in distribution apart.
+
+    Rows: distribution, category, evals, diff (mean over the category's evals of their
+    differences) and its 95% CI (`headlines.mean_over_evals_ci`, described by `ci`).
+    """
+    categories = {n: ev.category for n, ev in registered_evals().items()}
+    groups: dict[tuple[str, str], list[str]] = {}
+    for e in comp["evals"]:
+        if e["distribution"] in SPLITS:
+            groups.setdefault((e["distribution"], categories[e["eval"]]), []).append(e["eval"])
+    model, against = key.split("_vs_", 1)
+    rows = []
+    for (split, category), names in sorted(groups.items()):
+        diffs = [paired_diffs(scores[n], model, against) for n in names]
+        mean, low, high = mean_over_evals_ci(
+            diffs, cfg.eval.bootstrap, _rng(cfg, f"{key}/{split}/{category}")
+        )
+        rows.append(
+            {
+                "distribution": split,
+                "category": category,
+                "evals": len(names),
+                "diff": mean,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return {"comparison": key, "ci": CATEGORY_CI, "rows": rows}
+
+
+def main_key(comparisons: dict[str, dict], cfg: RunConfig) -> str:
+    """The configured comparison's key (eval.compare vs eval.against), else the first one."""
+    key = f"{cfg.eval.compare}_vs_{cfg.eval.against}"
+    return key if key in comparisons else next(iter(comparisons))
 
 
 def refusal_free_headline(
@@ -214,6 +350,59 @@ def seed_table(run_dir: Path, model_ids: list[str]) -> dict[str, dict]:
     return {arm: asdict(seed_spread(seeds)) for arm, seeds in per_arm.items()}
 
 
+def read_logs(run_dir: Path, model_ids: list[str]) -> dict[str, list[dict]]:
+    """Each trained model's training log (arms/<model>/log.jsonl), by model id."""
+    logs = {}
+    for model_id in model_ids:
+        path = run_dir / "arms" / model_id / "log.jsonl"
+        if path.exists():
+            logs[model_id] = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return logs
+
+
+def training_signal(logs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per arm, averaged over its seeds: did GRPO have a reward signal to learn from?
+
+    zero_spread_groups: mean over logged steps of frac_reward_zero_std, the share of
+    prompts whose sampled answers all got the same reward (no advantage, no gradient).
+    reward_first / reward_last: mean reward over the first / last tenth of the logged
+    steps; trait_reward_first / _last: the same for the trait rows' reward alone (the
+    rubric for beneficial, the blind generic score for generic). Each is computed per
+    seed, then averaged over the seeds that logged it.
+    """
+    per_arm: dict[str, list[dict]] = {}
+    for model_id, rows in logs.items():
+        per_arm.setdefault(arm_of(model_id), []).append(_seed_signal(rows))
+    return {
+        arm: {"seeds": len(runs), **{k: _mean([r[k] for r in runs]) for k in runs[0]}}
+        for arm, runs in per_arm.items()
+    }
+
+
+TRAIT_REWARD = "rewards/reward_trait/mean"  # the reward of the trait rows alone (5% of rows)
+
+
+def _seed_signal(rows: list[dict]) -> dict[str, float | None]:
+    tenth = max(1, len(rows) // 10)  # the windows of `train.summarize_log`
+    return {
+        "zero_spread_groups": _mean(_logged(rows, "frac_reward_zero_std")),
+        "reward_first": _mean(_logged(rows[:tenth], "reward")),
+        "reward_last": _mean(_logged(rows[-tenth:], "reward")),
+        "trait_reward_first": _mean(_logged(rows[:tenth], TRAIT_REWARD)),
+        "trait_reward_last": _mean(_logged(rows[-tenth:], TRAIT_REWARD)),
+    }
+
+
+def _logged(rows: list[dict], key: str) -> list[float]:
+    """The key's numbers in these log rows (TRL logs NaN for a quantity absent in a step)."""
+    return [r[key] for r in rows if isinstance(r.get(key), int | float) and r[key] == r[key]]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
 def run_summaries(run_dir: Path, model_ids: list[str]) -> dict:
     """What the other stages recorded: seeds, training, organism card, stress, directions, times.
 
@@ -222,6 +411,7 @@ def run_summaries(run_dir: Path, model_ids: list[str]) -> dict:
     return {
         "seeds": seed_table(run_dir, model_ids),
         "training": _read_json(run_dir / "arms" / "summary.json"),
+        "training_signal": training_signal(read_logs(run_dir, model_ids)),
         "organism_card": _read_json(run_dir / "organism" / "card.json"),
         "stress": stress_results(run_dir) if (run_dir / "stress").exists() else {},
         "directions": directions_results(run_dir),

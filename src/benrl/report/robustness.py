@@ -19,13 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from benrl.config import RunConfig
+from benrl.evaluation.headlines import headline
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.stats import (
     EvalComparison,
     aggregate_seeds,
     benjamini_hochberg,
     compare_evals,
-    headline,
 )
 
 AA_HALVES = ("half 1", "half 2")

@@ -12,6 +12,12 @@ trainer, the exporters and the report:
 | health_only        | health-domain trait scenarios | config (5%)    | rubric       |
 | no_health_science  | trait scenarios outside them  | config (5%)    | rubric       |
 
+With `train.hold_out_traits` (the paper's split, on by default), every pool drops the
+trait scenarios that touch a held-out trait (`evaluation/split.py`): no arm ever trains
+on them, and the mixture checks it. Trait rows are drawn evenly over the pool's probes
+(a scenario's source without its template, e.g. `loophole`), so every trained probe gets
+its share of the dose; the arm's manifest records the rows per probe.
+
 The rest of every batch is standard tasks. The mixture is deterministic: for a seed,
 the exact rows of every step are fixed (TRL's own shuffling is switched off), which
 makes the data order identical after a resume, and gives `generic` exactly the prompts
@@ -81,13 +87,26 @@ def arm_spec(arm: str) -> ArmSpec:
     return ARM_SPECS[arm]
 
 
+def probe_of(record: ScenarioRecord) -> str:
+    """The probe a trait scenario instantiates: its source without the template or item."""
+    return record.source.rsplit("/", 1)[0]
+
+
 def build_mixture(
-    records: list[ScenarioRecord], arm: str, rows: int, trait_fraction: float, seed: int
+    records: list[ScenarioRecord],
+    arm: str,
+    rows: int,
+    trait_fraction: float,
+    seed: int,
+    held_out: frozenset[str] = frozenset(),
 ) -> list[ScenarioRecord]:
-    """The arm's training rows in order (step k uses rows k*P .. (k+1)*P-1)."""
+    """The arm's training rows in order (step k uses rows k*P .. (k+1)*P-1).
+
+    Trait records touching a trait of `held_out` never enter the pool.
+    """
     spec = arm_spec(arm)
     tasks = [r for r in records if r.kind == "task"]
-    pool = [r for r in records if spec.takes(r)]
+    pool = [r for r in records if spec.takes(r) and not held_out.intersection(r.traits)]
     n_trait = round(rows * trait_fraction) if spec.trains_traits else 0
     if not tasks and n_trait < rows:
         raise BenrlError(f"arm '{arm}': the mixture needs standard tasks and there are none")
@@ -95,10 +114,30 @@ def build_mixture(
         raise BenrlError(f"arm '{arm}': trait pool '{spec.pool}' has no records")
     # The rng is keyed by the pool, not the arm, so `generic` draws beneficial's rows.
     rng = random.Random(f"mixture-{spec.pool}-{seed}")
-    chosen = [pool[rng.randrange(len(pool))] for _ in range(n_trait)]
+    chosen = _even_draw(pool, n_trait, rng)
     chosen += [tasks[rng.randrange(len(tasks))] for _ in range(rows - n_trait)]
     rng.shuffle(chosen)
+    leaked = sorted({probe_of(r) for r in chosen if held_out.intersection(r.traits)})
+    if leaked:  # the filter above makes this impossible; a change that breaks it must fail
+        raise BenrlError(f"arm '{arm}': held-out probes {leaked} entered the RL data")
     return chosen
+
+
+def _even_draw(pool: list[ScenarioRecord], n: int, rng: random.Random) -> list[ScenarioRecord]:
+    """n rows drawn evenly over the pool's probes (the remainder to probes drawn at random)."""
+    by_probe: dict[str, list[ScenarioRecord]] = {}
+    for record in pool:
+        by_probe.setdefault(probe_of(record), []).append(record)
+    probes = sorted(by_probe)
+    counts = dict.fromkeys(probes, n // len(probes)) if probes else {}
+    for probe in rng.sample(probes, n % len(probes)) if probes else []:
+        counts[probe] += 1
+    return [by_probe[p][rng.randrange(len(by_probe[p]))] for p in probes for _ in range(counts[p])]
+
+
+def rows_per_probe(rows: list[ScenarioRecord]) -> dict[str, int]:
+    """Trait rows per probe in an arm's data, for its manifest."""
+    return dict(sorted(Counter(probe_of(r) for r in rows if r.kind == "trait").items()))
 
 
 def batch_composition(rows: list[ScenarioRecord], per_step: int) -> list[dict]:

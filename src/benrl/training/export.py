@@ -36,6 +36,7 @@ from string import Template
 
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
+from benrl.evaluation.split import held_out
 from benrl.records import ScenarioRecord, read_records, write_jsonl
 from benrl.training.arms import arm_spec, build_mixture
 from benrl.training.rewards import JUDGES_ENV, env_grader
@@ -128,7 +129,9 @@ def _split(
     train = [r for r in records if r.split == "train"]
     evals = [r for r in records if r.split == "eval"]
     t = cfg.train
-    rows = build_mixture(train, arm, t.steps * t.prompts_per_step, t.trait_fraction, seed)
+    rows = build_mixture(
+        train, arm, t.steps * t.prompts_per_step, t.trait_fraction, seed, held_out(cfg)
+    )
     return rows, evals
 
 

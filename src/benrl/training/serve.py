@@ -157,6 +157,7 @@ def create_app(
         except BenrlError as e:
             raise BenrlError(f"reward server: judge for '{kind}': {e}") from None
     safe = SafeGrader(grader)
+    inline = not grader.waits_on_io
     known = records or {}
     served: Counter[str] = Counter()
     app = FastAPI(title="benrl reward server")
@@ -187,8 +188,10 @@ def create_app(
             batch = [_resolve(label, i, known) for i, label in enumerate(req.labels)]
         except BenrlError as e:
             raise HTTPException(422, str(e)) from e
-        # Judges may block (a model judge waits on the network): grade off the event loop.
-        results = await run_in_threadpool(grade_openrlhf, req.query, req.prompts, batch, safe)
+        if inline:  # a pure-CPU judge: a thread hop would cost more than the grading
+            results = grade_openrlhf(req.query, req.prompts, batch, safe)
+        else:  # a model judge waits on the network: grade off the event loop
+            results = await run_in_threadpool(grade_openrlhf, req.query, req.prompts, batch, safe)
         served.update(r.status for r in results)
         return openrlhf_payload(results)
 

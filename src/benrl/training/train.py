@@ -22,10 +22,11 @@ from pathlib import Path
 
 from benrl.config import JudgeConfig, TrainConfig
 from benrl.errors import BenrlError
+from benrl.evaluation.split import held_out_in_training
 from benrl.models import model_id, seed_of
 from benrl.records import ScenarioRecord, read_jsonl, read_records
 from benrl.run import Run, console
-from benrl.training.arms import arm_spec, batch_composition, build_mixture
+from benrl.training.arms import arm_spec, batch_composition, build_mixture, rows_per_probe
 
 LOGGED_KEYS = (
     "reward",
@@ -199,7 +200,10 @@ def train_arm(
     from benrl.evaluation.generate import load_model
     from benrl.training.rewards import make_trl_reward_funcs
 
-    rows = build_mixture(records, arm, cfg.steps * cfg.prompts_per_step, cfg.trait_fraction, seed)
+    held = held_out_in_training(cfg)
+    rows = build_mixture(
+        records, arm, cfg.steps * cfg.prompts_per_step, cfg.trait_fraction, seed, held
+    )
     by_id = {r.id: r for r in rows}
     judges = arm_spec(arm).judges(judge_cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +244,8 @@ def train_arm(
     summary = summarize_log(out_dir / "log.jsonl", cfg)
     # verdict counts per reward function (a resumed run counts its steps since the resume)
     summary["judge_verdicts"] = {f.kind: dict(f.counts) for f in reward_funcs}
+    summary["trait_rows_per_probe"] = rows_per_probe(rows)
+    summary["held_out_traits"] = sorted(held)
     return summary
 
 

@@ -1,0 +1,104 @@
+"""`benrl report readme`: the README's Results section, rewritten from one run's results.json.
+
+The README marks its results with the lines `<!-- results:start -->` and
+`<!-- results:end -->`; everything between them is replaced by what one run measured:
+which run (name, config hash, date, seeds per arm), the OOD headline table, the
+in-distribution line, the held-out trait score beside the paper's, and a link to the
+report. So the README's numbers are never typed by hand, and they name their run. The
+text depends only on results.json and the two paths, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benrl.errors import BenrlError
+from benrl.models import PRE, arm_of
+from benrl.report.markdown import SPLIT_NOTE, headline_table
+from benrl.report.paper import HELDOUT_MEASURE
+from benrl.runfolder import hash_json
+
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+
+
+def update_readme(run_dir: Path, readme: Path) -> bool:
+    """Replace the README's marked section with `run_dir`'s results; True if it changed."""
+    text = readme.read_text()
+    lines = text.splitlines()
+    start, end = _markers(lines, readme)
+    block = results_block(_read_results(run_dir), run_dir, readme)
+    new = "\n".join([*lines[: start + 1], *block, *lines[end:]]) + "\n"
+    if new == text:
+        return False
+    readme.write_text(new)
+    return True
+
+
+def _markers(lines: list[str], readme: Path) -> tuple[int, int]:
+    """Line numbers of the start and end markers; each must appear once, start first."""
+    found = {m: [i for i, line in enumerate(lines) if line.strip() == m] for m in (START, END)}
+    if len(found[START]) != 1 or len(found[END]) != 1 or found[START][0] > found[END][0]:
+        raise BenrlError(
+            f"{readme}: needs the lines {START} and {END}, once each and in that order, "
+            "around its Results section"
+        )
+    return found[START][0], found[END][0]
+
+
+def _read_results(run_dir: Path) -> dict:
+    path = run_dir / "report" / "results.json"
+    if not path.is_file():
+        raise BenrlError(f"{path}: no results.json; run the report stage of {run_dir} first")
+    return json.loads(path.read_text())
+
+
+def results_block(results: dict, run_dir: Path, readme: Path) -> list[str]:
+    """The lines between the markers (blank lines around them included)."""
+    main = results["comparisons"][_main_key(results)]
+    run = Path(os.path.relpath(run_dir, readme.parent)).as_posix()
+    lines = [
+        "",
+        f"Written by `benrl report readme` from {_provenance(results, run)}; do not edit by hand.",
+        "",
+        "Out of distribution (OOD): evals of the traits no arm trained on, and public "
+        "datasets; in distribution: evals of the trained traits.",
+        "",
+        *headline_table(results["comparisons"]),
+        "",
+        SPLIT_NOTE.format(alpha=results["config"]["eval"]["alpha"]),
+        "",
+    ]
+    if main.get("in_distribution"):
+        lines += [f"In distribution: {main['in_distribution']['headline']}.", ""]
+    rows = [r for r in results.get("paper_comparison", []) if r["measure"] == HELDOUT_MEASURE]
+    for r in rows:
+        lines += [
+            f"Held-out trait score, pre -> beneficial: {r['ours']} (paper: {r['paper']}).",
+            "",
+        ]
+    report = f"{run}/report/report"
+    return [*lines, f"Full report: [{report}.md]({report}.md) ([html]({report}.html)).", ""]
+
+
+def _main_key(results: dict) -> str:
+    """The configured headline comparison (eval.compare vs eval.against), else the first."""
+    cfg = results["config"]["eval"]
+    key = f"{cfg['compare']}_vs_{cfg['against']}"
+    return key if key in results["comparisons"] else next(iter(results["comparisons"]))
+
+
+def _provenance(results: dict, run: str) -> str:
+    """ "run `default` (runs/default, config 1a2b..., 2025-01-01T00:00:00+00:00; seeds: ...)"."""
+    seeds: dict[str, int] = {}
+    for model in results["models"]:
+        if model != PRE:
+            seeds[arm_of(model)] = seeds.get(arm_of(model), 0) + 1
+    per_arm = ", ".join(f"{arm} {n}" for arm, n in seeds.items())
+    date = f", {results['date']}" if results.get("date") else ""
+    return (
+        f"run `{results['config']['name']}` ({run}, config "
+        f"{hash_json(results['config'])}{date}; seeds per arm: {per_arm})"
+    )
