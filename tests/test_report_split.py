@@ -143,10 +143,10 @@ def test_ood_and_in_distribution_headlines_count_their_own_evals(report):
     assert ood["ci_low"] <= ood["mean_diff"] <= ood["ci_high"] < 1.0
     assert ood["headline"].startswith("beneficial vs baseline: ahead on 2 of 3 evals;")
     assert "mean difference +33.3 pp" in ood["headline"]
-    # +1 on every item of one eval, -1 on every item of the other: every resample is 0
+    # +1 on every item of one eval, -1 on every item of the other: pooled, no effect at all
     assert (in_dist["evals"], in_dist["ahead"], in_dist["mean_diff"]) == (2, 1, 0.0)
     assert (in_dist["significant_gains"], in_dist["significant_regressions"]) == (1, 1)
-    assert (in_dist["ci_low"], in_dist["ci_high"]) == (0.0, 0.0)
+    assert in_dist["ci_low"] < 0.0 < in_dist["ci_high"] and in_dist["p_value"] == 1.0
     assert main["headline"].startswith("beneficial vs baseline: ahead on 3 of 6 evals;")
     by_eval = {e["eval"]: e for e in main["evals"]}
     # BH across all 6 evals gives corrigibility 0.25 x 6/5; within the 3 OOD ones 0.25
@@ -192,9 +192,7 @@ def test_report_opens_with_one_row_per_comparison_then_the_figure(report):
         "| beneficial vs baseline | ahead on 2 of 3; significant gains 1, regressions 1; +33.3 pp ["
         in headline
     )
-    assert (
-        "| ahead on 1 of 2; significant gains 1, regressions 1; +0.0 pp [+0.0, +0.0] |" in headline
-    )
+    assert "| ahead on 1 of 2; significant gains 1, regressions 1; +0.0 pp [-" in headline
     assert headline.index("| comparison | OOD | in distribution |") < headline.index(
         "![summary by eval category](categories.png)"
     )

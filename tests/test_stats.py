@@ -9,13 +9,12 @@ import pytest
 from scipy import stats as sps
 
 from benrl.errors import BenrlError
-from benrl.evaluation.headlines import headline, mean_over_evals_ci, restrict, tally
+from benrl.evaluation.headlines import headline, pooled_comparison, restrict, tally
 from benrl.evaluation.stats import (
     EvalComparison,
     aa_false_discovery,
     aggregate_seeds,
     benjamini_hochberg,
-    bootstrap_ci,
     compare_evals,
     paired_comparison,
     seed_spread,
@@ -320,16 +319,31 @@ def test_restrict_redoes_bh_across_the_subset_only():
     assert restrict(rows, []) == []
 
 
-def test_mean_over_evals_ci_weighs_evals_equally_and_resamples_within_them():
-    constant = [np.ones(5), -np.ones(50)]  # every resample: (1 - 1) / 2
-    assert mean_over_evals_ci(constant, 200, np.random.default_rng(0)) == (0.0, 0.0, 0.0)
-    d = np.array([1.0, 0.0, 0.0, -1.0, 1.0, 1.0])
-    one = mean_over_evals_ci([d], 500, np.random.default_rng(3))
-    assert one == (pytest.approx(1 / 3), *bootstrap_ci(d, 500, np.random.default_rng(3)))
-    mean, low, high = mean_over_evals_ci([d, np.zeros(100)], 500, np.random.default_rng(3))
-    assert mean == pytest.approx(1 / 6) and (low, high) == pytest.approx((one[1] / 2, one[2] / 2))
-    with pytest.raises(BenrlError, match="at least one difference"):
-        mean_over_evals_ci([d, np.array([])], 10, np.random.default_rng(0))
+def test_pooled_comparison_is_the_mean_over_evals_with_the_seed_level_test():
+    rng = np.random.default_rng(5)
+    items = {e: [f"{e}{i}" for i in range(30)] for e in ("a", "b")}
+    per_seed = {
+        e: {
+            arm: {s: {r: float(rng.random() < p) for r in ids} for s in range(3)}
+            for arm, p in (("m", 0.7), ("o", 0.4))
+        }
+        for e, ids in items.items()
+    }
+    scores = {
+        e: {arm: aggregate_seeds(seeds) for arm, seeds in arms.items()}
+        for e, arms in per_seed.items()
+    }
+    per_eval = compare_evals(scores, "m", "o", per_seed=per_seed)
+    pooled = pooled_comparison(scores, "m", "o", ["a", "b"], 500, 0, per_seed=per_seed)
+    # equal items per eval: the pooled difference is the mean of the evals' differences
+    assert pooled.diff == pytest.approx(np.mean([r.comparison.diff for r in per_eval]))
+    assert pooled.n == 60 and pooled.inference.startswith("hierarchical")
+    assert pooled.ci_low < pooled.diff < pooled.ci_high
+    items_only = pooled_comparison(scores, "m", "o", ["a", "b"], 500, 0)
+    assert items_only.diff == pytest.approx(pooled.diff)
+    assert not items_only.inference.startswith("hierarchical")
+    with pytest.raises(BenrlError, match="no eval has both m and x"):
+        pooled_comparison(scores, "m", "x", ["a"], 10, 0)
 
 
 def test_headline_checks_its_input():

@@ -3,7 +3,8 @@
 "ahead on X of N evals; significant gains Y, significant regressions Z; mean difference"
 counted as the paper does, on all evals or on a subset such as the out-of-distribution
 ones (`restrict` redoes Benjamini-Hochberg across the subset, so the other evals'
-discoveries cannot loosen its threshold), with a CI for the mean over evals.
+discoveries cannot loosen its threshold), and the mean difference over a set of evals
+with a CI from one pooled test (over training seeds, then items, when there are seeds).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from benrl.errors import BenrlError
 from benrl.evaluation.seeds import INFERENCE_CONDITIONAL, INFERENCE_HIERARCHICAL
 from benrl.evaluation.stats import (
     TIE_TOLERANCE,
+    Comparison,
     EvalComparison,
+    EvalScores,
+    EvalSeedScores,
     benjamini_hochberg,
-    bootstrap_means,
+    compare_evals,
 )
 
 
@@ -107,21 +111,44 @@ def restrict(
     ]
 
 
-def mean_over_evals_ci(
-    diffs: list[np.ndarray], n_boot: int, rng: np.random.Generator
-) -> tuple[float, float, float]:
-    """The mean over evals of each eval's mean paired difference, with a 95% CI.
+def pooled_comparison(
+    scores: EvalScores,
+    model: str,
+    against: str,
+    names: Iterable[str],
+    n_boot: int,
+    seed: int,
+    per_seed: EvalSeedScores | None = None,
+) -> Comparison:
+    """The items of every eval in `names` pooled into one paired comparison of two models.
 
-    `diffs` holds each eval's per-item differences. A replicate resamples the items of
-    every eval (with replacement, within the eval) and averages the evals' means with
-    equal weights, so the CI is over items, for this set of evals and these trained
-    models. Returns (mean, ci_low, ci_high).
+    Items are keyed "eval/id", so with equal items per eval the difference is the mean
+    over evals. With `per_seed` (both arms' seeds) the test is `compare_evals`'s
+    hierarchical one, over training seeds then items; without, over items only.
     """
-    if not diffs or any(d.size == 0 for d in diffs):
-        raise BenrlError("mean_over_evals_ci: every eval needs at least one difference")
-    replicates = sum(bootstrap_means(d, n_boot, rng) for d in diffs) / len(diffs)
-    mean = float(np.mean([d.mean() for d in diffs]))
-    return mean, float(np.quantile(replicates, 0.025)), float(np.quantile(replicates, 0.975))
+    names = [n for n in names if model in scores[n] and against in scores[n]]
+    if not names:
+        raise BenrlError(f"pooled_comparison: no eval has both {model} and {against}")
+    pooled = {
+        a: {f"{n}/{r}": v for n in names for r, v in scores[n][a].items()} for a in (model, against)
+    }
+    seeds = None
+    if per_seed is not None:
+        seeds = {
+            a: {
+                s: {f"{n}/{r}": v for n in names for r, v in per_seed[n][a][s].items()}
+                for s in per_seed[names[0]][a]
+            }
+            for a in (model, against)
+        }
+    return compare_evals(
+        {"pooled": pooled},
+        model,
+        against,
+        n_boot=n_boot,
+        seed=seed,
+        per_seed=None if seeds is None else {"pooled": seeds},
+    )[0].comparison
 
 
 def inference_note(comparisons: list[EvalComparison]) -> str:

@@ -67,7 +67,7 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
     results["transfer"] = transfer_table(results)
     key = main_key(results["comparisons"], cfg)
     main = results["comparisons"][key]
-    results["category_effects"] = category_effects(key, main, scores, cfg)
+    results["category_effects"] = category_effects(key, main, scores, per_seed, cfg)
     model, against = main["evals"][0]["model"], main["evals"][0]["against"]
     results["seed_aa"] = seed_aa(per_seed, cfg)
     results["probe_summary"] = probe_summary(scores, per_seed, model, against, cfg)

@@ -68,8 +68,8 @@ def headline_section(results: dict, figures: dict[str, str]) -> list[str]:
 SPLIT_NOTE = (
     "Ahead: evals with a positive mean difference. Significant: BH q < {alpha:g} across the "
     "column's evals. The bracket is the 95% CI of the mean difference over those evals, "
-    "from resampling items within each eval (conditional on the trained models); each "
-    "eval's own test is in the per-eval table."
+    "from one test of their items pooled (over training seeds, then items, when both arms "
+    "have several seeds); each eval's own test is in the per-eval table."
 )
 
 

@@ -17,17 +17,14 @@ writing a report.
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from benrl.analysis.directions_stage import directions_results
 from benrl.analysis.stress import stress_results
 from benrl.config import RunConfig
-from benrl.evaluation.headlines import headline, mean_over_evals_ci, restrict, tally
+from benrl.evaluation.headlines import headline, pooled_comparison, restrict, tally
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import load_scores
 from benrl.evaluation.split import distribution, held_out
@@ -175,7 +172,7 @@ def all_comparisons(
             "headline": headline(comps, model, against, cfg.eval.alpha),
             "headline_excluding_refusals": refusal_free_headline(comps, no_ref, cfg.eval.alpha),
             **{
-                split: split_summary(comps, groups.get(split, []), scores, cfg, f"{key}/{split}")
+                split: split_summary(comps, groups.get(split, []), scores, per_seed, cfg)
                 for split in SPLITS
             },
             "evals": [
@@ -201,50 +198,42 @@ def _by_distribution(
 
 
 def split_summary(
-    comps: list[EvalComparison], names: list[str], scores: dict, cfg: RunConfig, label: str
+    comps: list[EvalComparison],
+    names: list[str],
+    scores: dict,
+    per_seed: dict | None,
+    cfg: RunConfig,
 ) -> dict | None:
     """The headline on the evals in `names` only, BH redone across them; None without any.
 
-    The counts are `headlines.tally`'s; ci_low / ci_high bound the mean difference over these
-    evals (`headlines.mean_over_evals_ci`: items resampled within each eval); `label` seeds
-    the resampling.
+    The counts are `headlines.tally`'s. mean_diff is the mean over these evals; ci_low /
+    ci_high and p_value come from one test of their items pooled
+    (`headlines.pooled_comparison`: over training seeds, then items, with several seeds).
     """
     rows = restrict(comps, names, cfg.eval.alpha)
     if not rows:
         return None
     model, against = rows[0].model, rows[0].against
-    diffs = [paired_diffs(scores[r.eval], model, against) for r in rows]
-    _, low, high = mean_over_evals_ci(diffs, cfg.eval.bootstrap, _rng(cfg, label))
+    pooled = pooled_comparison(
+        scores, model, against, names, cfg.eval.bootstrap, cfg.seed, per_seed=per_seed
+    )
     return {
         **asdict(tally(rows, cfg.eval.alpha)),
-        "ci_low": low,
-        "ci_high": high,
+        "ci_low": pooled.ci_low,
+        "ci_high": pooled.ci_high,
+        "p_value": pooled.p_value,
+        "inference": pooled.inference,
         "headline": headline(rows, model, against, cfg.eval.alpha),
     }
 
 
-def paired_diffs(by_arm: dict, model: str, against: str) -> np.ndarray:
-    """model - against per item both scored, in `model`'s item order (as `compare_evals`)."""
-    a, b = by_arm[model], by_arm[against]
-    return np.array([a[rid] - b[rid] for rid in a if rid in b], dtype=float)
-
-
-def _rng(cfg: RunConfig, label: str) -> np.random.Generator:
-    return np.random.default_rng([cfg.seed, zlib.crc32(label.encode())])
-
-
-CATEGORY_CI = (
-    "95% CI over items: each eval's paired items resampled within the eval, the evals of "
-    "a category weighted equally; conditional on these trained models (the training "
-    "seeds are not resampled)"
-)
-
-
-def category_effects(key: str, comp: dict, scores: dict, cfg: RunConfig) -> dict:
+def category_effects(
+    key: str, comp: dict, scores: dict, per_seed: dict | None, cfg: RunConfig
+) -> dict:
     """One comparison's mean difference per eval category, OOD and in distribution apart.
 
-    Rows: distribution, category, evals, diff (mean over the category's evals of their
-    differences) and its 95% CI (`headlines.mean_over_evals_ci`, described by `ci`).
+    Rows: distribution, category, evals, diff (the category's items pooled, so the mean
+    over its evals), its 95% CI and the test it comes from (`headlines.pooled_comparison`).
     """
     categories = {n: ev.category for n, ev in registered_evals().items()}
     groups: dict[tuple[str, str], list[str]] = {}
@@ -254,21 +243,25 @@ def category_effects(key: str, comp: dict, scores: dict, cfg: RunConfig) -> dict
     model, against = key.split("_vs_", 1)
     rows = []
     for (split, category), names in sorted(groups.items()):
-        diffs = [paired_diffs(scores[n], model, against) for n in names]
-        mean, low, high = mean_over_evals_ci(
-            diffs, cfg.eval.bootstrap, _rng(cfg, f"{key}/{split}/{category}")
+        c = pooled_comparison(
+            scores, model, against, names, cfg.eval.bootstrap, cfg.seed, per_seed=per_seed
         )
         rows.append(
             {
                 "distribution": split,
                 "category": category,
                 "evals": len(names),
-                "diff": mean,
-                "ci_low": low,
-                "ci_high": high,
+                "diff": c.diff,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
             }
         )
-    return {"comparison": key, "ci": CATEGORY_CI, "rows": rows}
+    inference = c.inference if rows else None
+    return {
+        "comparison": key,
+        "ci": f"95% CI of the pooled items' test ({inference})",
+        "rows": rows,
+    }
 
 
 def main_key(comparisons: dict[str, dict], cfg: RunConfig) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from benrl.config import RunConfig
-from benrl.evaluation.headlines import headline
+from benrl.evaluation.headlines import headline, pooled_comparison
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.stats import (
     EvalComparison,
@@ -124,26 +124,9 @@ def _all_evals(scores: dict, per_seed: dict, model: str, against: str, cfg: RunC
     and p-value from the same test (the one figure that held across the issue's runs).
     """
     names = [n for n, arms in scores.items() if model in arms and against in arms]
-    pooled = {
-        a: {f"{n}/{r}": v for n in names for r, v in scores[n][a].items()} for a in (model, against)
-    }
-    seeds = {
-        a: {
-            s: {f"{n}/{r}": v for n in names for r, v in per_seed[n][a][s].items()}
-            for s in per_seed[names[0]][a]
-        }
-        for a in (model, against)
-    }
-    row = compare_evals(
-        {"all evals": pooled},
-        model,
-        against,
-        cfg.eval.alpha,
-        cfg.eval.bootstrap,
-        cfg.seed,
-        per_seed={"all evals": seeds},
-    )[0]
-    c = row.comparison
+    c = pooled_comparison(
+        scores, model, against, names, cfg.eval.bootstrap, cfg.seed, per_seed=per_seed
+    )
     return {
         "evals": len(names),
         "n": c.n,
