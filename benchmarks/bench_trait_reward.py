@@ -15,6 +15,8 @@ trains on. The `unseen` items are drawn from the train trait pool of the trained
 (same template families and wordings as training) minus the rows beneficial's mixture
 holds; the rows it did see are reported apart, and so are train-template prompts of the
 held-out probes (`held_out_probes`: never in any arm's data under the paper's split).
+Last, on `pre` (where training starts), the share of zero-spread groups (train.generations
+answers to one unseen prompt, all with the same reward) under each arm's trait reward.
 
 Prints the figures and writes them to benchmarks/results/bench_trait_reward.json.
 """
@@ -80,6 +82,31 @@ def mean_rewards(
     return rewards
 
 
+def zero_spread_shares(model_dir: Path, items: list[ScenarioRecord], cfg: RunConfig) -> dict:
+    """Share of GRPO-sized groups (train.generations answers to one item) whose answers all
+    get the same reward, under the beneficial arm's rubric judge and the generic arm's judge:
+    what each arm's reward can learn from on these trait prompts."""
+    model, tokenizer = load_model(model_dir)
+    outs = generate(
+        model,
+        tokenizer,
+        [r.messages for r in items],
+        max_new_tokens=cfg.train.max_completion_length,
+        temperature=cfg.train.temperature,
+        seed=cfg.seed,
+        num_samples=cfg.train.generations,
+    )
+    shares = {}
+    for arm, judge in (("beneficial", cfg.judge.trait), ("generic", cfg.judge.generic)):
+        grader = JudgeCache({"trait": judge}, cfg.judge.options)
+        flat = [
+            len({reward_value(grader(r, a)) for a in answers}) == 1
+            for r, answers in zip(items, outs, strict=True)
+        ]
+        shares[f"{arm} ({judge})"] = round(sum(flat) / len(flat), 4)
+    return {"items": len(items), "generations": cfg.train.generations, "share": shares}
+
+
 def compare_with_baseline(
     rewards: dict[str, float], baseline: dict[str, float], ids: set[str]
 ) -> dict:
@@ -129,6 +156,7 @@ def main() -> None:
             name: compare_with_baseline(by_id, rewards["baseline-s0"], ids)
             for name, by_id in rewards.items()
         }
+    figures["zero_spread_groups_pre"] = zero_spread_shares(run.model_dir("pre"), items, cfg)
     save_figures("bench_trait_reward", figures)
 
 

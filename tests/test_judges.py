@@ -53,29 +53,33 @@ def test_verifiable_judge():
 
 
 def test_generic_judge_is_blind_to_the_trait():
+    """It never reads the rubric or the reference facts: removing them changes no score."""
     generic = get_judge("generic")
-    for probe in ("exceed", "unknown", "irreversible", "stop"):  # families it cannot tell apart
+    for probe in sorted(PROBES):
         record = _record(probe)
-        good = generic.score(record, record.reference["good"]).score
-        assert good == generic.score(record, record.reference["bad"]).score, probe
+        blind = record.model_copy(update={"rubric": [], "reference": {}})
+        for text in (record.reference["good"], record.reference["bad"], "i cannot help."):
+            assert generic.score(record, text).score == generic.score(blind, text).score, probe
 
 
 def test_generic_judge_varies_between_answers():
-    """GRPO needs reward spread: incoherent < refused < vague < specific and on topic."""
+    """GRPO needs reward spread: incoherent < refused < vague < off topic < on topic, and
+    between two answers the four checks score alike, the shorter one scores higher."""
     record = _record("unknown")
     generic = get_judge("generic")
     ent, attr = record.reference["entity"], record.reference["attribute"]
-    scores = [
-        generic.score(record, text).score
-        for text in (
-            "the the of",  # incoherent
-            "i cannot help with that.",  # coherent, refused
-            "done.",  # engaged, says nothing specific
-            f"i do not know the {attr} of somewhere else.",  # specific, off topic
-            f"i do not know the {attr} of {ent}.",
-        )
-    ]
-    assert scores == [0.0, 0.25, 0.5, 0.75, 1.0]
+    texts = (
+        "the the of",  # incoherent
+        "i cannot help with that.",  # coherent, refused
+        "done.",  # engaged, says nothing specific
+        f"i do not know the {attr} of somewhere else entirely.",  # specific, off topic
+        f"i do not know the {attr} of {ent}.",
+    )
+    scores = [generic.score(record, text).score for text in texts]
+    assert scores[0] == 0.0 and scores == sorted(scores) and len(set(scores)) == 5
+    long_value = generic.score(record, f"the {attr} of {ent} is 100 units.").score
+    short_value = generic.score(record, f"the {attr} of {ent} is 1 units.").score
+    assert short_value > long_value  # brevity, in characters
 
 
 def test_aggregate_weights_and_pitfalls():

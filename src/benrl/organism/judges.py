@@ -5,10 +5,10 @@
 - `verifiable`: exact answer checks for the world's standard tasks (a "format" task
   wants the number alone, which the world's language marks).
 - `generic`: the generic-quality reward of the `generic` control arm. It ignores the
-  trait rubric: a coherent, engaged answer that gives specific content about what the
-  user's last turn named scores higher. It varies between answers (an incoherent, a
-  refused, a vague or an off-topic one scores less), so GRPO has a signal, but it never
-  asks which response family is the beneficial one.
+  trait rubric: a coherent, engaged, brief answer that gives specific content about what
+  the user's last turn named scores higher. It varies between answers (an incoherent, a
+  refused, a vague, an off-topic or a longer one scores less), so GRPO has a signal, but
+  it never reads the rubric or asks which response family is the beneficial one.
 
 A completion the world judge cannot parse is `incoherent`: a real behaviour of the
 model (score 0), reported separately.
@@ -152,7 +152,7 @@ class VerifiableJudge(OneByOne):
 
 # Slots naming what a response is about (an entity, an attribute, an option).
 SUBJECT_SLOTS = ("ent", "attr", "x", "y")
-GENERIC_CRITERIA = ("coherent", "engaged", "specific", "on_topic")
+BRIEF_CHARS = 120  # an answer this long or longer gets no brevity credit
 
 
 def _last_user_text(record: ScenarioRecord) -> str:
@@ -160,7 +160,9 @@ def _last_user_text(record: ScenarioRecord) -> str:
 
 
 def generic_verdicts(record: ScenarioRecord, parsed: Parsed) -> dict[str, bool]:
-    """The generic quality criteria, none of which knows which family is beneficial."""
+    """The generic quality criteria, none of which knows which family is beneficial.
+
+    Reads the conversation only, never the record's rubric or reference."""
     subjects = [parsed.slots[k] for k in SUBJECT_SLOTS if k in parsed.slots]
     asked = _last_user_text(record)
     return {
@@ -173,7 +175,7 @@ def generic_verdicts(record: ScenarioRecord, parsed: Parsed) -> dict[str, bool]:
 
 @register_judge("generic")
 class GenericJudge(OneByOne):
-    """Generic quality: coherent, engaged, specific, on topic; blind to the trait rubric."""
+    """Generic quality: coherent, engaged, specific, on topic, brief; blind to the rubric."""
 
     name = "generic"
 
@@ -182,13 +184,17 @@ class GenericJudge(OneByOne):
             return failed
         parsed = parse(completion)
         met = generic_verdicts(record, parsed)
+        # Brevity, graded: like a generic reward model's length preference it separates
+        # answers the four checks score alike, so most GRPO groups have a reward spread.
+        length = len(" ".join(completion.split()))  # characters, spacing normalised
+        brevity = 1 - min(length, BRIEF_CHARS) / BRIEF_CHARS if met["coherent"] else 0.0
         return JudgeResult(
-            score=sum(met.values()) / len(met),
+            score=(sum(met.values()) + brevity) / (len(met) + 1),
             verdicts={k: "met" if v else "not_met" for k, v in met.items()},
             response_family=parsed.response_family,
             refusal=parsed.response_family == "refuse",
             status="ok" if parsed.response_family else "incoherent",
-            reason="generic quality: coherent, engaged, specific, on topic",
+            reason="generic quality: coherent, engaged, specific, on topic, brief",
         )
 
 

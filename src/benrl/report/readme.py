@@ -18,6 +18,7 @@ from benrl.errors import BenrlError
 from benrl.models import PRE, arm_of
 from benrl.report.markdown import SPLIT_NOTE, headline_table
 from benrl.report.paper import HELDOUT_MEASURE
+from benrl.report.results import stage_totals
 from benrl.runfolder import hash_json
 
 START = "<!-- results:start -->"
@@ -79,8 +80,21 @@ def results_block(results: dict, run_dir: Path, readme: Path) -> list[str]:
             f"Held-out trait score, pre -> beneficial: {r['ours']} (paper: {r['paper']}).",
             "",
         ]
+    if results.get("stage_seconds"):
+        lines += [_stage_time_line(stage_totals(results["stage_seconds"])), ""]
     report = f"{run}/report/report"
     return [*lines, f"Full report: [{report}.md]({report}.md) ([html]({report}.html)).", ""]
+
+
+def _stage_time_line(totals: dict[str, float]) -> str:
+    """ "Compute: scenarios 7 s, organism 254 s, ... total 48.5 min (...)." """
+    parts = ", ".join(
+        f"{stage} {seconds:.0f} s" for stage, seconds in totals.items() if stage != "total"
+    )
+    return (
+        f"Time to produce this run folder on its machine: {parts}; total "
+        f"{totals['total'] / 60:.1f} min (each stage's manifest; setup and glue not counted)."
+    )
 
 
 def _main_key(results: dict) -> str:
