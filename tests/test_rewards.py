@@ -73,7 +73,9 @@ def test_trl_failed_verdict_is_none_and_counted() -> None:
 def test_trl_generic_arm_uses_its_judge() -> None:
     (trait_fn,) = make_trl_reward_funcs({r.id: r for r, _, _ in TRAITS}, {"trait": "generic"})
     record, _good, bad = TRAITS[0]
-    assert trait_fn(prompts=[""], completions=[bad], record_id=[record.id]) == [1.0]
+    generic = registry.get_judge("generic").score(record, bad).score
+    assert generic != registry.get_judge("world").score(record, bad).score  # not the rubric
+    assert trait_fn(prompts=[""], completions=[bad], record_id=[record.id]) == [generic]
 
 
 def test_trl_missing_column_or_record_is_a_clear_error() -> None:
@@ -261,7 +263,8 @@ def test_judges_for_file_loaded_faces_come_from_the_environment(monkeypatch) -> 
     monkeypatch.setenv(rewards.JUDGES_ENV, '{"trait": "generic"}')
     rewards.env_grader.cache_clear()
     try:
-        assert compute_score("s", bad, "", {"record": record.model_dump_json()})["score"] == 1.0
+        generic = registry.get_judge("generic").score(record, bad).score
+        assert compute_score("s", bad, "", {"record": record.model_dump_json()})["score"] == generic
         monkeypatch.setenv(rewards.JUDGES_ENV, "{not json")
         rewards.env_grader.cache_clear()
         with pytest.raises(BenrlError, match=rewards.JUDGES_ENV):
