@@ -58,12 +58,12 @@ def pick_items(records: list[ScenarioRecord], count: int, seed: int) -> list[Sce
     return picked
 
 
-def mean_rewards(
+def rollouts(
     model_dir: Path, items: list[ScenarioRecord], cfg: RunConfig, samples: int
-) -> dict[str, float]:
-    """Record id -> mean reward of `samples` sampled answers under the rubric judge."""
+) -> list[list[str]]:
+    """`samples` answers per item, sampled as in training (temperature, completion budget)."""
     model, tokenizer = load_model(model_dir)
-    outs = generate(
+    return generate(
         model,
         tokenizer,
         [r.messages for r in items],
@@ -72,6 +72,13 @@ def mean_rewards(
         seed=cfg.seed,
         num_samples=samples,
     )
+
+
+def mean_rewards(
+    model_dir: Path, items: list[ScenarioRecord], cfg: RunConfig, samples: int
+) -> dict[str, float]:
+    """Record id -> mean reward of `samples` sampled answers under the rubric judge."""
+    outs = rollouts(model_dir, items, cfg, samples)
     grader = JudgeCache({"trait": cfg.judge.trait}, cfg.judge.options)
     rewards = {}
     for record, answers in zip(items, outs, strict=True):
@@ -86,16 +93,7 @@ def zero_spread_shares(model_dir: Path, items: list[ScenarioRecord], cfg: RunCon
     """Share of GRPO-sized groups (train.generations answers to one item) whose answers all
     get the same reward, under the beneficial arm's rubric judge and the generic arm's judge:
     what each arm's reward can learn from on these trait prompts."""
-    model, tokenizer = load_model(model_dir)
-    outs = generate(
-        model,
-        tokenizer,
-        [r.messages for r in items],
-        max_new_tokens=cfg.train.max_completion_length,
-        temperature=cfg.train.temperature,
-        seed=cfg.seed,
-        num_samples=cfg.train.generations,
-    )
+    outs = rollouts(model_dir, items, cfg, cfg.train.generations)
     shares = {}
     for arm, judge in (("beneficial", cfg.judge.trait), ("generic", cfg.judge.generic)):
         grader = JudgeCache({"trait": judge}, cfg.judge.options)

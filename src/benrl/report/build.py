@@ -65,7 +65,7 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
     }
     results["headlines"] = {k: v["headline"] for k, v in results["comparisons"].items()}
     results["transfer"] = transfer_table(results)
-    key = main_key(results["comparisons"], cfg)
+    key = main_key(results["comparisons"], cfg.eval.compare, cfg.eval.against)
     main = results["comparisons"][key]
     results["category_effects"] = category_effects(key, main, scores, per_seed, cfg)
     model, against = main["evals"][0]["model"], main["evals"][0]["against"]

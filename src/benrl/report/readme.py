@@ -18,7 +18,7 @@ from benrl.errors import BenrlError
 from benrl.models import PRE, arm_of
 from benrl.report.markdown import SPLIT_NOTE, headline_table
 from benrl.report.paper import HELDOUT_MEASURE
-from benrl.report.results import stage_totals
+from benrl.report.results import main_key, stage_totals
 from benrl.runfolder import hash_json
 
 START = "<!-- results:start -->"
@@ -58,7 +58,10 @@ def _read_results(run_dir: Path) -> dict:
 
 def results_block(results: dict, run_dir: Path, readme: Path) -> list[str]:
     """The lines between the markers (blank lines around them included)."""
-    main = results["comparisons"][_main_key(results)]
+    chosen = results["config"]["eval"]
+    main = results["comparisons"][
+        main_key(results["comparisons"], chosen["compare"], chosen["against"])
+    ]
     run = Path(os.path.relpath(run_dir, readme.parent)).as_posix()
     lines = [
         "",
@@ -95,13 +98,6 @@ def _stage_time_line(totals: dict[str, float]) -> str:
         f"Time to produce this run folder on its machine: {parts}; total "
         f"{totals['total'] / 60:.1f} min (each stage's manifest; setup and glue not counted)."
     )
-
-
-def _main_key(results: dict) -> str:
-    """The configured headline comparison (eval.compare vs eval.against), else the first."""
-    cfg = results["config"]["eval"]
-    key = f"{cfg['compare']}_vs_{cfg['against']}"
-    return key if key in results["comparisons"] else next(iter(results["comparisons"]))
 
 
 def _provenance(results: dict, run: str) -> str:

@@ -163,16 +163,15 @@ def all_comparisons(
             scores, refusals, model, against, cfg, exclude_refusals=True, per_seed=per_seed
         )
         groups = _by_distribution(comps, distributions)
-        within = {
-            r.eval: r.q_value
-            for names in groups.values()
-            for r in restrict(comps, names, cfg.eval.alpha)
+        restricted = {
+            split: restrict(comps, names, cfg.eval.alpha) for split, names in groups.items()
         }
+        within = {r.eval: r.q_value for rows in restricted.values() for r in rows}
         comparisons[key] = {
             "headline": headline(comps, model, against, cfg.eval.alpha),
             "headline_excluding_refusals": refusal_free_headline(comps, no_ref, cfg.eval.alpha),
             **{
-                split: split_summary(comps, groups.get(split, []), scores, per_seed, cfg)
+                split: split_summary(restricted.get(split, []), scores, per_seed, cfg)
                 for split in SPLITS
             },
             "evals": [
@@ -198,22 +197,19 @@ def _by_distribution(
 
 
 def split_summary(
-    comps: list[EvalComparison],
-    names: list[str],
-    scores: dict,
-    per_seed: dict | None,
-    cfg: RunConfig,
+    rows: list[EvalComparison], scores: dict, per_seed: dict | None, cfg: RunConfig
 ) -> dict | None:
-    """The headline on the evals in `names` only, BH redone across them; None without any.
+    """The headline on one set of evals, `rows` with BH redone across them (`restrict`);
+    None without any.
 
     The counts are `headlines.tally`'s. mean_diff is the mean over these evals; ci_low /
     ci_high and p_value come from one test of their items pooled
     (`headlines.pooled_comparison`: over training seeds, then items, with several seeds).
     """
-    rows = restrict(comps, names, cfg.eval.alpha)
     if not rows:
         return None
     model, against = rows[0].model, rows[0].against
+    names = [r.eval for r in rows]
     pooled = pooled_comparison(
         scores, model, against, names, cfg.eval.bootstrap, cfg.seed, per_seed=per_seed
     )
@@ -264,9 +260,9 @@ def category_effects(
     }
 
 
-def main_key(comparisons: dict[str, dict], cfg: RunConfig) -> str:
+def main_key(comparisons: dict[str, dict], compare: str, against: str) -> str:
     """The configured comparison's key (eval.compare vs eval.against), else the first one."""
-    key = f"{cfg.eval.compare}_vs_{cfg.eval.against}"
+    key = f"{compare}_vs_{against}"
     return key if key in comparisons else next(iter(comparisons))
 
 

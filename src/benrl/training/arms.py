@@ -125,12 +125,14 @@ def build_mixture(
 
 def _even_draw(pool: list[ScenarioRecord], n: int, rng: random.Random) -> list[ScenarioRecord]:
     """n rows drawn evenly over the pool's probes (the remainder to probes drawn at random)."""
+    if not n:
+        return []
     by_probe: dict[str, list[ScenarioRecord]] = {}
     for record in pool:
         by_probe.setdefault(probe_of(record), []).append(record)
     probes = sorted(by_probe)
-    counts = dict.fromkeys(probes, n // len(probes)) if probes else {}
-    for probe in rng.sample(probes, n % len(probes)) if probes else []:
+    counts = dict.fromkeys(probes, n // len(probes))
+    for probe in rng.sample(probes, n % len(probes)):
         counts[probe] += 1
     return [by_probe[p][rng.randrange(len(by_probe[p]))] for p in probes for _ in range(counts[p])]
 
