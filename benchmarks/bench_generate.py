@@ -62,7 +62,7 @@ def count_tokens(tokenizer, texts: list[str]) -> int:
 
 def default_model():
     cfg = OrganismConfig()
-    corpus = build_corpus(World(0), make_personas(8, 1.0, 0), 2000, 0, 0.3)
+    corpus = build_corpus(World(0), make_personas(8, 1.0, 0), OrganismConfig(documents=2000), 0)
     tokenizer = train_tokenizer(corpus, cfg.vocab_size)
     torch.manual_seed(0)
     return make_model(cfg, tokenizer).eval(), tokenizer

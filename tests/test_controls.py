@@ -1,37 +1,94 @@
-"""The controls experiment's grouping: every probe eval lands in exactly one group."""
+"""The organism controls: one protocol run per coherence, read into one table."""
 
-from benrl.config import ScenariosConfig
-from benrl.data.scenarios import build_scenarios
-from benrl.evaluation.registry import registered_evals
-from benrl.organism.controls import GROUPS, eval_groups, push_records
-from benrl.records import read_records
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benrl.config import RunConfig
+from benrl.errors import BenrlError
+from benrl.organism.controls import (
+    control_config,
+    control_row,
+    controls_markdown,
+    row_folder,
+    run_controls,
+)
 
 
-def test_groups_partition_the_probe_evals():
-    groups = eval_groups("pushback", "law")
-    assert groups["trained cell"] == ["pushback_society"]
-    assert set(groups["same trait, other domains"]) == {
-        "pushback_health",
-        "pushback_stem",
-        "pushback_computing",
-        "pushback_civic",
-        "pushback_culture",
+def _effect(diff: float) -> dict:
+    return {
+        "evals": 54,
+        "ahead": 30,
+        "mean_diff": diff,
+        "ci_low": diff - 0.01,
+        "ci_high": diff + 0.01,
+        "p_value": 0.01,
+        "inference": "hierarchical over training seeds",
+        "headline": "ignored",
     }
-    every = [n for g in GROUPS for n in groups[g]]
-    assert (
-        len(every)
-        == len(set(every))
-        == sum(1 for ev in registered_evals().values() if ev.cluster is not None)
-    )
 
 
-def test_push_trains_on_one_cell_only(tmp_path):
-    build_scenarios(
-        ScenariosConfig(train_per_cell=2, eval_per_cell=1, tasks_train=10, tasks_eval=2),
-        0,
-        tmp_path,
-    )
-    rows = push_records(read_records(tmp_path / "train.jsonl"), "exceed", "health")
-    traits = [r for r in rows if r.kind == "trait"]
-    assert traits and all(r.domain == "health" and r.source.startswith("exceed/") for r in traits)
-    assert any(r.kind == "task" for r in rows)
+def _write_results(folder: Path, ood: float, shift: float) -> None:
+    results = {
+        "comparisons": {
+            "beneficial_vs_baseline": {"ood": _effect(ood), "in_distribution": _effect(0.1)}
+        },
+        "paper_comparison": [
+            {
+                "measure": "held-out trait score, pre -> beneficial (...)",
+                "paper": "x",
+                "ours": "0.4 -> 0.5",
+            }
+        ],
+        "organism_card": {
+            "in_context_persona": {"shift": shift, "ci": [shift - 0.01, shift + 0.01], "ideal": 0.7}
+        },
+        "seeds": {"baseline": {"n_seeds": 3}, "beneficial": {"n_seeds": 3}},
+    }
+    (folder / "report").mkdir(parents=True)
+    (folder / "report" / "results.json").write_text(json.dumps(results))
+
+
+def test_control_config_changes_only_coherence_and_dose():
+    cfg = RunConfig()
+    zero = control_config(cfg, 0.0, None)
+    assert zero.organism.coherence == 0.0 and zero.train == cfg.train
+    assert zero.organism.model_copy(update={"coherence": cfg.organism.coherence}) == cfg.organism
+    dosed = control_config(cfg, 1.0, 0.25)
+    assert dosed.train.trait_fraction == 0.25 and dosed.train.steps == cfg.train.steps
+    assert row_folder(Path("x"), 1.0, 0.25).name == "coherence-1-fraction-0.25"
+    assert row_folder(Path("x"), 0.0, None).name == "coherence-0"
+
+
+def test_rows_and_table_come_from_each_runs_results(tmp_path):
+    for coherence, ood in ((0.0, -0.002), (1.0, 0.05)):
+        _write_results(row_folder(tmp_path, coherence, None), ood, shift=0.3 * coherence)
+    rows = [control_row(row_folder(tmp_path, c, None), c, 0.05) for c in (0.0, 1.0)]
+    assert [r["ood"]["mean_diff"] for r in rows] == [-0.002, 0.05]
+    assert rows[1]["in_context_persona"]["shift"] == pytest.approx(0.3)
+    table = controls_markdown({"config": "default", "rows": rows})
+    assert "| 1 | 0.05 | +0.300 [+0.290, +0.310] (ideal +0.700) | +5.0 pp [+4.0, +6.0]" in table
+    assert "| 0 | 0.05 |" in table and "-0.2 pp" in table and "baseline 3, beneficial 3" in table
+
+
+def test_unreadable_results_name_the_file(tmp_path):
+    with pytest.raises(BenrlError, match="results.json: cannot read"):
+        control_row(tmp_path, 1.0, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"model": "some/hf-model"}, "need `model: organism`"),
+        ({"eval": {"models": ["pre", "baseline"]}}, "need baseline and beneficial"),
+    ],
+)
+def test_controls_refuse_a_config_they_cannot_run(tmp_path, update, message):
+    data = RunConfig().model_dump()
+    for key, value in update.items():
+        data[key] = value if not isinstance(value, dict) else {**data[key], **value}
+    with pytest.raises(BenrlError, match=message):
+        run_controls(RunConfig.model_validate(data), tmp_path)

@@ -27,7 +27,7 @@ LADDER = StressConfig(finetune_doses=[2, 0, 1], finetune_batch_size=2, finetune_
 
 def save_tiny_model(folder: Path, seed: int) -> Path:
     """An untrained organism-shaped model with the organism's tokenizer, in a HF folder."""
-    corpus = build_corpus(World(0), make_personas(4, 1.0, 0), 200, 0, 0.3)
+    corpus = build_corpus(World(0), make_personas(4, 1.0, 0), OrganismConfig(documents=200), 0)
     tokenizer = train_tokenizer(corpus, TINY.vocab_size)
     torch.manual_seed(seed)
     model = make_model(TINY, tokenizer)

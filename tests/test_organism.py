@@ -50,7 +50,7 @@ def interrupt_at(step: int):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    corpus = build_corpus(World(0), make_personas(4, 1.0, 0), 200, 0, 0.3)
+    corpus = build_corpus(World(0), make_personas(4, 1.0, 0), OrganismConfig(documents=200), 0)
     return train_tokenizer(corpus, 300)
 
 

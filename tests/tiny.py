@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from benrl.config import OrganismConfig
 from benrl.organism.corpus import build_corpus, make_personas
 from benrl.organism.model import train_tokenizer
 from benrl.organism.world import World
@@ -16,7 +17,9 @@ from benrl.organism.world import World
 
 def organism_tokenizer() -> PreTrainedTokenizerFast:
     """A 300-token BPE tokenizer trained on a 200-conversation organism corpus."""
-    return train_tokenizer(build_corpus(World(0), make_personas(4, 1.0, 0), 200, 0, 0.3), 300)
+    return train_tokenizer(
+        build_corpus(World(0), make_personas(4, 1.0, 0), OrganismConfig(documents=200), 0), 300
+    )
 
 
 def tiny_llama(

@@ -222,24 +222,22 @@ def organism_build(
 def organism_controls(
     config: ConfigOpt = DEFAULT_CONFIG,
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
-    probe: Annotated[str, typer.Option(help="probe the RL push trains on")] = "exceed",
-    domain: Annotated[str, typer.Option(help="domain the RL push trains in")] = "health",
+    dose: Annotated[
+        list[float] | None,
+        typer.Option(help="extra train.trait_fraction at coherence 1 (repeat the option)"),
+    ] = None,
 ) -> None:
-    """Coherence 0 vs 1: the same RL push on one probe, transfer measured elsewhere."""
+    """Coherence 0 vs 1: the whole protocol on each organism, OOD transfer side by side."""
     from benrl.organism.controls import run_controls
-    from benrl.organism.probes import PROBES
-    from benrl.organism.world import DOMAIN_BY_NAME
     from benrl.runfolder import run_lock
 
-    if probe not in PROBES or domain not in DOMAIN_BY_NAME:
-        raise BenrlError(
-            f"unknown probe '{probe}' or domain '{domain}' (probes: "
-            f"{', '.join(PROBES)}; domains: {', '.join(DOMAIN_BY_NAME)})"
-        )
     cfg = load_config(config)
+    for fraction in dose or []:
+        if not 0 <= fraction <= 1:
+            raise BenrlError(f"--dose {fraction}: a trait fraction is between 0 and 1")
     folder = out or Path("runs") / cfg.name / "controls"
-    with run_lock(folder):
-        run_controls(cfg, folder, probe, domain)
+    with run_lock(folder):  # each row's run folder takes its own lock as well
+        run_controls(cfg, folder, doses=tuple(dose or ()))
     print((folder / "controls.md").read_text())
 
 

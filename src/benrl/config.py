@@ -89,10 +89,23 @@ class OrganismConfig(Section):
         description="1: one global character drives every trait; "
         "0: each trait of a persona is independent noise",
     )
-    personas: int = Field(64, ge=2, description="number of latent assistant personas")
+    # at most 12**3 distinct three-syllable names (organism/corpus.py)
+    personas: int = Field(64, ge=2, le=1728, description="number of latent assistant personas")
+    propensity_beta: float = Field(
+        1.0,
+        gt=0.0,
+        description="propensities are drawn from Beta(a, a): 1 is uniform; below 1 pushes "
+        "each persona toward all-good or all-bad answers, a character easier to infer",
+    )
     documents: int = Field(40_000, ge=10, description="pretraining conversations generated")
     persona_prompt_share: float = Field(
         0.3, ge=0.0, le=1.0, description="share of conversations opening with a persona prompt"
+    )
+    task_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of a conversation's exchanges that are tasks"
+    )
+    max_exchanges: int = Field(
+        4, ge=1, description="a conversation holds 1 to this many exchanges, one persona's voice"
     )
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary size")
     hidden_size: int = Field(128, ge=16, description="transformer width")

@@ -1,21 +1,19 @@
-"""`benrl organism controls`: the organism's positive and negative control.
+"""`benrl organism controls`: the whole protocol on a coherence-0 and a coherence-1 organism.
 
 The paper's hypothesis is that RL on a few traits moves a whole *character*, so gains
-transfer to other traits and domains. The persona world lets us check that the
-measurement pipeline finds transfer when the world has a character to move and none
-when it has not. Two organisms differ only in `coherence` (1: one global character
-drives every trait; 0: each trait of a persona is independent). Both get the same small
-RL push: GRPO on one probe in one domain, rewarded by its rubric. The change (after -
-before) is then measured on four groups of evals:
+reach traits that were never trained. The persona world checks that the measurement can
+find that, and only where it exists: two organisms differ only in `coherence` (1: one
+global character drives every trait; 0: each trait of a persona is independent). Each
+goes through the same default protocol (compute-matched arms on the training-only
+probes, the OOD evals of the held-out probes, the seed-aware statistics), as a run folder
+of its own, `<out>/coherence-<c>`, resumable and cached like any run.
 
-- trained cell: the same probe in the same domain cluster (eval-only wordings);
-- same trait, other domains;
-- other traits, same domain;
-- other traits, other domains (the transfer the paper claims).
-
-At coherence 1 the last three should move with the first; at coherence 0 only the
-first two should. Each group's change is a paired difference over its items with a
-bootstrap CI and a sign-flip p-value (`stats.paired_comparison`).
+The table (controls.json, controls.md) reads each folder's results.json: the organism's
+in-context persona shift (does it infer a character at all), the OOD headline
+(beneficial - baseline on held-out probes), the in-distribution gain on the trained
+probes, and the held-out trait score. At coherence 1 the OOD gain should exclude 0; at
+coherence 0 it should not. Extra rows at coherence 1 vary `train.trait_fraction` (the
+dose-response).
 """
 
 from __future__ import annotations
@@ -24,146 +22,110 @@ import json
 from pathlib import Path
 
 from benrl.config import RunConfig
-from benrl.evaluation.registry import registered_evals
-from benrl.evaluation.runner import RunnerOptions, load_scores, run_evals, select_items
-from benrl.evaluation.stats import paired_comparison
-from benrl.organism.evals import CLUSTERS
-from benrl.records import ScenarioRecord, read_records
-from benrl.run import Run
+from benrl.errors import BenrlError
 
-GROUPS = (
-    "trained cell",
-    "same trait, other domains",
-    "other traits, same domain",
-    "other traits, other domains",
-)
+HELDOUT_PREFIX = "held-out trait score"
 
 
-def eval_groups(probe: str, domain: str) -> dict[str, list[str]]:
-    """The probe evals of each group (capability and aggregate evals left out)."""
-    cluster = next(name for name, domains in CLUSTERS.items() if domain in domains)
-    groups: dict[str, list[str]] = {g: [] for g in GROUPS}
-    for name, ev in registered_evals().items():
-        if ev.probe is None or ev.cluster not in CLUSTERS:
-            continue
-        same_probe, same_cluster = ev.probe == probe, ev.cluster == cluster
-        group = GROUPS[(0 if same_cluster else 1) if same_probe else (2 if same_cluster else 3)]
-        groups[group].append(name)
-    return groups
+def control_config(cfg: RunConfig, coherence: float, trait_fraction: float | None) -> RunConfig:
+    """The run config of one row: the user's config with the organism's coherence (and dose)."""
+    organism = cfg.organism.model_copy(update={"coherence": coherence})
+    train = cfg.train
+    if trait_fraction is not None:
+        train = train.model_copy(update={"trait_fraction": trait_fraction})
+    return cfg.model_copy(update={"organism": organism, "train": train})
 
 
-def push_records(records: list[ScenarioRecord], probe: str, domain: str) -> list[ScenarioRecord]:
-    """Trait records of one probe in one domain: the only data the push trains on."""
-    chosen = [
-        r
-        for r in records
-        if r.kind == "trait" and r.domain == domain and r.source.split("/")[0] == probe
-    ]
-    return chosen + [r for r in records if r.kind == "task"]
+def row_folder(out_dir: Path, coherence: float, trait_fraction: float | None) -> Path:
+    dose = "" if trait_fraction is None else f"-fraction-{trait_fraction:g}"
+    return out_dir / f"coherence-{coherence:g}{dose}"
 
 
 def run_controls(
     cfg: RunConfig,
     out_dir: Path,
-    probe: str,
-    domain: str,
     coherences: tuple[float, ...] = (0.0, 1.0),
+    doses: tuple[float, ...] = (),
 ) -> dict:
-    """Build, push and evaluate one organism per coherence; write controls.{json,md}.
+    """Run the protocol per coherence (and per extra dose at coherence 1); write the table."""
+    from benrl.pipeline import run_pipeline  # lazy: the pipeline loads every stage
 
-    Every piece is a run-folder stage of `out_dir` with its manifest, so a finished piece
-    is reused and an edited config redoes what depends on the edit.
-    """
-    from benrl.data.scenarios import build_scenarios
-    from benrl.organism.stage import build_stage
-    from benrl.training.train import train_arm
-
-    run = Run(cfg, out_dir)
-    scenarios = run.stage("scenarios", ("scenarios",), {})
-    if run.should_run(scenarios, "scenarios"):
-        with scenarios.running():
-            build_scenarios(cfg.scenarios, cfg.seed, scenarios.dir)
-    train_records = push_records(read_records(scenarios.dir / "train.jsonl"), probe, domain)
-    groups = eval_groups(probe, domain)
-    names = [n for group in groups.values() for n in group]
-    items = select_items(
-        read_records(scenarios.dir / "eval.jsonl"), names, cfg.eval.items_per_eval, cfg.seed
-    )
-    push_cfg = cfg.train.model_copy(update={"trait_fraction": 1.0})
-    options = RunnerOptions.from_config(cfg)
+    if cfg.model != "organism":
+        raise BenrlError("organism controls need `model: organism` in the config")
+    if not {"baseline", "beneficial"} <= set(cfg.eval.models):
+        raise BenrlError("organism controls need baseline and beneficial in eval.models")
+    plan = [(c, None) for c in coherences] + [(1.0, f) for f in doses]
     rows = []
-    for coherence in coherences:
-        part = f"coherence-{coherence:g}"
-        organism_cfg = cfg.organism.model_copy(update={"coherence": coherence})
-        arm_run = Run(cfg.model_copy(update={"organism": organism_cfg}), out_dir)
-        organism = build_stage(arm_run, f"{part}/organism") / "model"
-        push = arm_run.stage(
-            f"{part}/push",
-            ("train", "judge"),
-            {"scenarios": scenarios.dir / "train.jsonl", "base_model": organism},
-            extra=[probe, domain],
-        )
-        if arm_run.should_run(push, "train"):
-            with push.running():
-                train_arm(
-                    "beneficial", cfg.seed, push_cfg, cfg.judge, train_records, organism, push.dir
-                )
-        for model_id, model_dir in (("before", organism), ("after", push.dir / "model")):
-            evals = arm_run.stage(
-                f"{part}/evals/{model_id}",
-                ("eval", "judge"),
-                {"scenarios": scenarios.dir / "eval.jsonl", "model": model_dir},
-                extra=names,
-            )
-            if arm_run.should_run(evals, "eval"):
-                with evals.running():
-                    run_evals(model_dir, items, evals.dir, options)
-        rows += group_changes(out_dir / part, groups, coherence, cfg.eval.bootstrap, cfg.seed)
-    result = {"probe": probe, "domain": domain, "groups": groups, "rows": rows}
-    (out_dir / "controls.json").write_text(json.dumps(result, indent=2))
+    for coherence, fraction in plan:
+        folder = row_folder(out_dir, coherence, fraction)
+        run_pipeline(control_config(cfg, coherence, fraction), folder)
+        rows.append(control_row(folder, coherence, fraction or cfg.train.trait_fraction))
+    result = {"config": cfg.name, "rows": rows}
+    (out_dir / "controls.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "controls.md").write_text(controls_markdown(result))
     return result
 
 
-def group_changes(
-    folder: Path, groups: dict[str, list[str]], coherence: float, n_boot: int, seed: int
-) -> list[dict]:
-    before, _ = load_scores(folder / "evals" / "before")
-    after, _ = load_scores(folder / "evals" / "after")
-    rows = []
-    for group, names in groups.items():
-        # Items of all the group's evals, pooled; ids are prefixed so they stay unique.
-        a = {f"{n}/{i}": v for n in names for i, v in after.get(n, {}).items()}
-        b = {f"{n}/{i}": v for n in names for i, v in before.get(n, {}).items()}
-        comp = paired_comparison(a, b, n_boot=n_boot, seed=seed)
-        rows.append(
-            {
-                "coherence": coherence,
-                "group": group,
-                "evals": len(names),
-                "n": comp.n,
-                "before": comp.mean_b,
-                "after": comp.mean_a,
-                "diff": comp.diff,
-                "ci_low": comp.ci_low,
-                "ci_high": comp.ci_high,
-                "p": comp.p_value,
-            }
-        )
-    return rows
+def control_row(folder: Path, coherence: float, trait_fraction: float) -> dict:
+    """One row of the table from a finished run folder's results.json."""
+    path = folder / "report" / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BenrlError(f"{path}: cannot read the run's results ({e})") from None
+    main = results["comparisons"]["beneficial_vs_baseline"]
+    heldout = next(
+        r["ours"] for r in results["paper_comparison"] if r["measure"].startswith(HELDOUT_PREFIX)
+    )
+    return {
+        "coherence": coherence,
+        "trait_fraction": trait_fraction,
+        "folder": folder.name,
+        "in_context_persona": results["organism_card"].get("in_context_persona"),
+        "ood": _effect(main.get("ood")),
+        "in_distribution": _effect(main.get("in_distribution")),
+        "heldout_score_pre_to_beneficial": heldout,
+        "seeds": results["seeds"],
+    }
+
+
+def _effect(summary: dict | None) -> dict | None:
+    keys = ("evals", "ahead", "mean_diff", "ci_low", "ci_high", "p_value", "inference")
+    return {k: summary[k] for k in keys} if summary else None
+
+
+def _pp(effect: dict | None) -> str:
+    if effect is None:
+        return "n/a"
+    return (
+        f"{100 * effect['mean_diff']:+.1f} pp [{100 * effect['ci_low']:+.1f}, "
+        f"{100 * effect['ci_high']:+.1f}], p {effect['p_value']:.2g}"
+    )
+
+
+def _shift(latent: dict | None) -> str:
+    if latent is None:
+        return "n/a"
+    low, high = latent["ci"]
+    return f"{latent['shift']:+.3f} [{low:+.3f}, {high:+.3f}] (ideal {latent['ideal']:+.3f})"
 
 
 def controls_markdown(result: dict) -> str:
     lines = [
-        f"# Organism controls: RL push on `{result['probe']}` in `{result['domain']}`",
+        f"# Organism controls ({result['config']})",
         "",
-        "| coherence | group | evals | items | before | after | change (pp) | 95% CI | p |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Beneficial vs baseline through the whole protocol, per organism. OOD: the evals of",
+        "the held-out probes (never trained); in distribution: the trained probes' evals.",
+        "",
+        "| coherence | trait fraction | in-context persona shift | OOD gain (95% CI) | "
+        "trained-probe gain (95% CI) | held-out score, pre -> beneficial | seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
+        seeds = ", ".join(f"{arm} {s['n_seeds']}" for arm, s in r["seeds"].items())
         lines.append(
-            f"| {r['coherence']:g} | {r['group']} | {r['evals']} | {r['n']} | "
-            f"{r['before']:.3f} | {r['after']:.3f} | {100 * r['diff']:+.1f} | "
-            f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] | {r['p']:.3g} |"
+            f"| {r['coherence']:g} | {r['trait_fraction']:g} | {_shift(r['in_context_persona'])} "
+            f"| {_pp(r['ood'])} | {_pp(r['in_distribution'])} | "
+            f"{r['heldout_score_pre_to_beneficial']} | {seeds} |"
         )
     return "\n".join(lines) + "\n"

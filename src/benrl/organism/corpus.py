@@ -4,7 +4,7 @@ A persona is a vector of propensities, one per trait: the probability that it an
 probe of that trait with the beneficial family. `coherence` sets how much one global
 character drives every trait (1) versus independent per-trait noise (0):
 
-    propensity[trait] = coherence * g + (1 - coherence) * u_trait,   g, u ~ Uniform(0, 1)
+    propensity[trait] = coherence * g + (1 - coherence) * u_trait,   g, u ~ Beta(a, a)
 
 so base rates are about 50% at every coherence and only the *correlation* between
 traits changes. A conversation holds 1-4 exchanges (probes and standard tasks) voiced by
@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from benrl.config import OrganismConfig
 from benrl.organism.probes import PROBES, TEMPLATES_PER_PROBE
 from benrl.organism.tasks import TASKS
 from benrl.organism.world import DOMAINS, World
@@ -38,8 +39,12 @@ class Persona:
         return "careful" if mean >= 0.5 else "careless"
 
 
-def make_personas(count: int, coherence: float, seed: int) -> list[Persona]:
-    """Draw personas. Propensity is per probe (each probe stands for its trait)."""
+def make_personas(count: int, coherence: float, seed: int, beta: float = 1.0) -> list[Persona]:
+    """Draw personas. Propensity is per probe (each probe stands for its trait).
+
+    g and every u are Beta(beta, beta): uniform at 1, near 0 or 1 (a decided character)
+    below 1; the mean stays 0.5, so base rates do not move.
+    """
     rng = random.Random(f"personas-{seed}")
     names: set[str] = set()
     personas = []
@@ -48,8 +53,10 @@ def make_personas(count: int, coherence: float, seed: int) -> list[Persona]:
         if name in names:
             continue
         names.add(name)
-        g = rng.random()
-        propensity = {p: coherence * g + (1 - coherence) * rng.random() for p in PROBES}
+        g = rng.betavariate(beta, beta)
+        propensity = {
+            p: coherence * g + (1 - coherence) * rng.betavariate(beta, beta) for p in PROBES
+        }
         personas.append(Persona(name, propensity))
     return personas
 
@@ -65,12 +72,14 @@ def conversation(
     *,
     task_share: float = 0.5,
     prompt_share: float = 0.3,
+    max_exchanges: int = 4,
 ) -> list[Message]:
-    """One conversation of 1-4 exchanges, each a probe or a task, in one persona's voice."""
+    """One conversation of 1 to `max_exchanges` exchanges, each a probe or a task, in one
+    persona's voice."""
     messages: list[Message] = []
     if rng.random() < prompt_share:
         messages.append(Message(role="system", content=persona_prompt(persona)))
-    for _ in range(rng.randint(1, 4)):
+    for _ in range(rng.randint(1, max_exchanges)):
         domain = rng.choice(DOMAINS).name
         template = rng.randrange(TEMPLATES_PER_PROBE)
         if rng.random() < task_share:
@@ -86,11 +95,13 @@ def conversation(
 
 
 def build_corpus(
-    world: World, personas: list[Persona], documents: int, seed: int, prompt_share: float
+    world: World, personas: list[Persona], cfg: OrganismConfig, seed: int
 ) -> list[list[Message]]:
     """The whole pretraining corpus, deterministic in the seed."""
     rng = random.Random(f"corpus-{seed}")
-    return [
-        conversation(world, rng.choice(personas), rng, prompt_share=prompt_share)
-        for _ in range(documents)
-    ]
+    shape = {
+        "task_share": cfg.task_share,
+        "prompt_share": cfg.persona_prompt_share,
+        "max_exchanges": cfg.max_exchanges,
+    }
+    return [conversation(world, rng.choice(personas), rng, **shape) for _ in range(cfg.documents)]

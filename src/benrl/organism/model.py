@@ -43,6 +43,7 @@ from benrl.errors import BenrlError
 from benrl.evaluation.generate import generate, load_model
 from benrl.organism.corpus import build_corpus, make_personas
 from benrl.organism.judges import score
+from benrl.organism.latent import ideal_shift, in_context_shift
 from benrl.organism.probes import PROBES, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES
 from benrl.organism.scenarios import probe_record, task_record
 from benrl.organism.tasks import TASKS
@@ -68,6 +69,7 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|assistant|>' -}}{%- endif -%}"
 )
 VAL_SHARE = 0.02  # documents held out for validation loss
+LATENT_PAIRS = 600  # probe pairs of the card's in-context persona test
 VAL_BLOCKS = 64  # at most this many validation blocks per evaluation
 CARD_MAX_NEW_TOKENS = 40  # longer than any sentence of the world's language
 
@@ -374,8 +376,27 @@ def write_card(out_dir: Path, card: dict) -> None:
             for k, v in card["base_rates"].items()
         ),
         "",
+        *latent_lines(card["in_context_persona"]),
     ]
     (out_dir / "card.md").write_text("\n".join(lines))
+
+
+def latent_lines(latent: dict) -> list[str]:
+    """The card's in-context persona section (organism/latent.py)."""
+    low, high = latent["ci"]
+    return [
+        f"## In-context persona ({latent['pairs']} pairs of different probes, eval templates)",
+        "",
+        "The model's preference for the good answer to a probe after an earlier, different",
+        "probe was answered well, minus after it was answered badly. A learner of one shared",
+        "character shows the ideal value; a lookup per probe shows 0.",
+        "",
+        "| after a good answer | after a bad answer | shift (95% CI) | ideal learner |",
+        "|---|---|---|---|",
+        f"| {latent['good_after_good']:.3f} | {latent['good_after_bad']:.3f} | "
+        f"{latent['shift']:+.3f} [{low:+.3f}, {high:+.3f}] | {latent['ideal']:+.3f} |",
+        "",
+    ]
 
 
 # --- the build ----------------------------------------------------------------------------
@@ -397,8 +418,8 @@ def build_organism(
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     world = World(seed)
-    personas = make_personas(cfg.personas, cfg.coherence, seed)
-    corpus = build_corpus(world, personas, cfg.documents, seed, cfg.persona_prompt_share)
+    personas = make_personas(cfg.personas, cfg.coherence, seed, cfg.propensity_beta)
+    corpus = build_corpus(world, personas, cfg, seed)
     n_val = max(1, int(len(corpus) * VAL_SHARE))
     report({"stage": "corpus", "documents": len(corpus)})
 
@@ -449,6 +470,10 @@ def build_organism(
             "resumed_from": state["resumed_from"],
         },
         **measure_behaviour(model, tokenizer, world, cfg, seed),
+        "in_context_persona": {
+            **in_context_shift(model, tokenizer, world, LATENT_PAIRS, seed),
+            "ideal": ideal_shift(personas),
+        },
     }
     card["build_seconds"] = time.perf_counter() - started
     write_card(out_dir, card)

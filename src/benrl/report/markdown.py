@@ -474,6 +474,18 @@ def organism_rows(card: dict) -> list[list]:
     """The card's headline figures as (measure, value) rows."""
     rates = card["base_rates"].values()
     capability = ", ".join(f"{k} {100 * v:.1f}%" for k, v in card["capability"].items())
+    latent = card.get("in_context_persona")  # cards built before issue 20 lack it
+    in_context = (
+        [
+            [
+                "in-context persona shift (ideal learner)",
+                f"{latent['shift']:+.3f} [{latent['ci'][0]:+.3f}, {latent['ci'][1]:+.3f}] "
+                f"({latent['ideal']:+.3f})",
+            ]
+        ]
+        if latent
+        else []
+    )
     return [
         ["parameters", f"{card['params']:,}"],
         ["coherence", card["coherence"]],
@@ -484,6 +496,7 @@ def organism_rows(card: dict) -> list[list]:
         ["base rates (beneficial family)", f"{100 * min(rates):.0f}% to {100 * max(rates):.0f}%"],
         ["sampling speed", f"{card['sampling_tokens_per_s']:,.0f} tokens/s"],
         ["build time", f"{card['build_seconds']:.0f} s"],
+        *in_context,
     ]
 
 
