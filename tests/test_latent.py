@@ -62,3 +62,26 @@ def test_teacher_forced_preferences_on_a_real_model():
     # the same pairs scored again give the same figures (no sampling)
     assert latent.in_context_shift(model, tokenizer, World(0), 12, 0) == result
     assert result["ci"][0] <= result["shift"] <= result["ci"][1]
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_separate_tasks_keep_persona_conversations_free_of_tasks(monkeypatch, separate):
+    from types import SimpleNamespace
+
+    from benrl.config import OrganismConfig
+    from benrl.organism import corpus
+    from benrl.records import Message
+
+    def marker_task(world, domain, template, rng):
+        return SimpleNamespace(messages=[Message(role="user", content="TASK")], answer="done")
+
+    monkeypatch.setattr(corpus, "TASKS", {"marker": marker_task})
+    cfg = OrganismConfig(documents=600, task_share=0.3, separate_tasks=separate, max_exchanges=3)
+    conversations = corpus.build_corpus(World(0), make_personas(8, 1.0, 0, 0.2), cfg, 0)
+    kinds = [{m.content == "TASK" for m in c if m.role == "user"} for c in conversations]
+    mixed = sum(len(k) > 1 for k in kinds)
+    task_only = sum(k == {True} for k in kinds) / len(kinds)
+    if separate:  # all tasks or all probes, tasks in about 30% of the conversations
+        assert mixed == 0 and 0.25 < task_only < 0.35
+    else:  # tasks interleaved with a persona's probes
+        assert mixed > 0

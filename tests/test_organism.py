@@ -93,6 +93,9 @@ def test_tiny_build_writes_hf_folders_and_card(built):
     assert not (out / "checkpoints").exists()
     assert json.loads((out / "card.json").read_text()) == json.loads(json.dumps(card))
     assert "Base rates" in (out / "card.md").read_text()
+    assert "In-context persona" in (out / "card.md").read_text()
+    latent = card["in_context_persona"]
+    assert latent["ci"][0] <= latent["shift"] <= latent["ci"][1] and 0 < latent["ideal"] < 1
     assert card["pretraining"]["tokens_seen"] == 20 * 8 * 64
     assert card["params"] > 0 and card["pretraining"]["resumed_from"] is None
     assert set(card["capability"]) == {"add", "recall", "format", "mean"}
@@ -160,3 +163,25 @@ def test_messages_are_accepted_as_records(tokenizer):
         [Message(role="user", content="hi").model_dump()], tokenize=False
     )
     assert text == f"{tokenizer.bos_token}<|user|>hi{tokenizer.eos_token}"
+
+
+def test_masked_packing_gives_each_conversation_only_itself(tokenizer):
+    """A conversation packed after another scores as if it were alone (issue 20)."""
+    from tiny import tiny_llama
+
+    from benrl.organism.model import document_inputs, render
+
+    model = tiny_llama(tokenizer)
+    first, second = (
+        tokenizer(render(tokenizer, c), add_special_tokens=False)["input_ids"]
+        for c in build_corpus(World(0), make_personas(4, 1.0, 0), OrganismConfig(documents=2), 0)
+    )
+    packed = torch.tensor([first + second])
+    with torch.no_grad():
+        alone = model(input_ids=torch.tensor([second])).logits[0]
+        masked = model(**document_inputs(packed, tokenizer.bos_token_id, masked=True)).logits
+        unmasked = model(**document_inputs(packed, tokenizer.bos_token_id, masked=False)).logits
+    assert torch.allclose(masked[0, len(first) :], alone, atol=1e-5)
+    assert not torch.allclose(unmasked[0, len(first) :], alone, atol=1e-3)
+    labels = document_inputs(packed, tokenizer.bos_token_id, masked=True)["labels"][0]
+    assert labels[len(first)] == -100 and labels[len(first) + 1] == second[1]

@@ -104,8 +104,18 @@ class OrganismConfig(Section):
     task_share: float = Field(
         0.5, ge=0.0, le=1.0, description="share of a conversation's exchanges that are tasks"
     )
+    separate_tasks: bool = Field(
+        False,
+        description="task_share is the share of conversations made only of tasks (true) "
+        "or of exchanges inside persona conversations (false)",
+    )
     max_exchanges: int = Field(
         4, ge=1, description="a conversation holds 1 to this many exchanges, one persona's voice"
+    )
+    document_masking: bool = Field(
+        True,
+        description="pretraining: each packed conversation attends only to itself "
+        "(off: to the unrelated ones before it in the block, which hides the persona)",
     )
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary size")
     hidden_size: int = Field(128, ge=16, description="transformer width")

@@ -73,16 +73,19 @@ def conversation(
     task_share: float = 0.5,
     prompt_share: float = 0.3,
     max_exchanges: int = 4,
+    separate_tasks: bool = False,
 ) -> list[Message]:
     """One conversation of 1 to `max_exchanges` exchanges, each a probe or a task, in one
-    persona's voice."""
+    persona's voice. `separate_tasks`: `task_share` is the share of conversations made of
+    tasks only, so probes of one persona are not interleaved with tasks."""
     messages: list[Message] = []
     if rng.random() < prompt_share:
         messages.append(Message(role="system", content=persona_prompt(persona)))
+    tasks_only = separate_tasks and rng.random() < task_share
     for _ in range(rng.randint(1, max_exchanges)):
         domain = rng.choice(DOMAINS).name
         template = rng.randrange(TEMPLATES_PER_PROBE)
-        if rng.random() < task_share:
+        if tasks_only or (not separate_tasks and rng.random() < task_share):
             task = rng.choice(list(TASKS.values()))(world, domain, template, rng)
             messages += [*task.messages, Message(role="assistant", content=task.answer)]
         else:
@@ -103,5 +106,6 @@ def build_corpus(
         "task_share": cfg.task_share,
         "prompt_share": cfg.persona_prompt_share,
         "max_exchanges": cfg.max_exchanges,
+        "separate_tasks": cfg.separate_tasks,
     }
     return [conversation(world, rng.choice(personas), rng, **shape) for _ in range(cfg.documents)]

@@ -43,7 +43,7 @@ from benrl.errors import BenrlError
 from benrl.evaluation.generate import generate, load_model
 from benrl.organism.corpus import build_corpus, make_personas
 from benrl.organism.judges import score
-from benrl.organism.latent import ideal_shift, in_context_shift
+from benrl.organism.latent import ideal_shift, in_context_shift, prompt_shift
 from benrl.organism.probes import PROBES, TEMPLATES_PER_PROBE, TRAIN_TEMPLATES
 from benrl.organism.scenarios import probe_record, task_record
 from benrl.organism.tasks import TASKS
@@ -69,7 +69,7 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|assistant|>' -}}{%- endif -%}"
 )
 VAL_SHARE = 0.02  # documents held out for validation loss
-LATENT_PAIRS = 600  # probe pairs of the card's in-context persona test
+LATENT_PAIRS_PER_SAMPLE = 6  # probe pairs of the persona tests per `card_samples`
 VAL_BLOCKS = 64  # at most this many validation blocks per evaluation
 CARD_MAX_NEW_TOKENS = 40  # longer than any sentence of the world's language
 
@@ -110,6 +110,27 @@ def render(tokenizer: PreTrainedTokenizerFast, conversation: list[Message]) -> s
     return tokenizer.apply_chat_template(
         [m.model_dump() for m in conversation], tokenize=False, add_generation_prompt=False
     )
+
+
+def document_inputs(batch: torch.Tensor, bos_id: int, masked: bool) -> dict[str, torch.Tensor]:
+    """Model inputs for packed blocks; `masked`: each conversation sees only itself.
+
+    A block holds several conversations, each opening with bos. Unmasked, a conversation
+    attends to the unrelated ones before it, so an earlier persona's answers are noise the
+    model learns to ignore, and with them its own earlier turns (issue 20's in-context
+    test showed no dependence at all). Masked, attention is block-diagonal and positions
+    restart at each bos, as at inference, where a prompt is one conversation.
+    """
+    if not masked:
+        return {"input_ids": batch, "labels": batch}
+    width = batch.shape[1]
+    doc = (batch == bos_id).cumsum(1)
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    mask = ((doc[:, :, None] == doc[:, None, :]) & causal)[:, None]
+    index = torch.arange(width).expand_as(batch)
+    positions = index - torch.where(batch == bos_id, index, 0).cummax(1).values
+    labels = batch.masked_fill(batch == bos_id, -100)  # a bos is not predicted across documents
+    return {"input_ids": batch, "attention_mask": mask, "position_ids": positions, "labels": labels}
 
 
 def pack(tokenizer: PreTrainedTokenizerFast, corpus: list[list[Message]], seq_len: int):
@@ -172,10 +193,13 @@ def batch_indices(step: int, batch_size: int, blocks: int, seed: int) -> torch.T
 
 
 @torch.no_grad()
-def validation_loss(model: LlamaForCausalLM, val: torch.Tensor, batch_size: int) -> float:
+def validation_loss(
+    model: LlamaForCausalLM, val: torch.Tensor, batch_size: int, masked: bool
+) -> float:
     model.eval()
+    bos_id = model.config.bos_token_id
     losses = [
-        model(input_ids=chunk, labels=chunk).loss.item()
+        model(**document_inputs(chunk, bos_id, masked)).loss.item()
         for chunk in val[:VAL_BLOCKS].split(batch_size)
     ]
     model.train()
@@ -201,13 +225,14 @@ def pretrain(
 ) -> dict:
     """Run the steps from `state["step"]` to `cfg.steps`; `save(state)` at each evaluation."""
     model.train()
+    bos_id = model.config.bos_token_id
     while state["step"] < cfg.steps:
         step = state["step"]
         batch = train[batch_indices(step, cfg.batch_size, len(train), seed)]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         started = time.perf_counter()
-        loss = model(input_ids=batch, labels=batch).loss
+        loss = model(**document_inputs(batch, bos_id, cfg.document_masking)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -216,7 +241,7 @@ def pretrain(
         state["step"] = step + 1
         state["loss"] = loss.item()
         if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
-            val_loss = validation_loss(model, val, cfg.batch_size)
+            val_loss = validation_loss(model, val, cfg.batch_size, cfg.document_masking)
             state["val_history"].append([state["step"], val_loss])
             save(state)
             progress({"stage": "pretrain", **public_state(state, cfg)})
@@ -376,14 +401,15 @@ def write_card(out_dir: Path, card: dict) -> None:
             for k, v in card["base_rates"].items()
         ),
         "",
-        *latent_lines(card["in_context_persona"]),
+        *latent_lines(card["in_context_persona"], card["persona_prompt"]),
     ]
     (out_dir / "card.md").write_text("\n".join(lines))
 
 
-def latent_lines(latent: dict) -> list[str]:
-    """The card's in-context persona section (organism/latent.py)."""
+def latent_lines(latent: dict, prompt: dict) -> list[str]:
+    """The card's persona sections (organism/latent.py)."""
     low, high = latent["ci"]
+    p_low, p_high = prompt["ci"]
     return [
         f"## In-context persona ({latent['pairs']} pairs of different probes, eval templates)",
         "",
@@ -395,6 +421,14 @@ def latent_lines(latent: dict) -> list[str]:
         "|---|---|---|---|",
         f"| {latent['good_after_good']:.3f} | {latent['good_after_bad']:.3f} | "
         f"{latent['shift']:+.3f} [{low:+.3f}, {high:+.3f}] | {latent['ideal']:+.3f} |",
+        "",
+        "Persona prompt (a name the corpus never uses): preference for the good answer under",
+        '"a careful assistant" minus under "a careless assistant".',
+        "",
+        "| careful | careless | shift (95% CI) |",
+        "|---|---|---|",
+        f"| {prompt['good_careful']:.3f} | {prompt['good_careless']:.3f} | "
+        f"{prompt['shift']:+.3f} [{p_low:+.3f}, {p_high:+.3f}] |",
         "",
     ]
 
@@ -452,6 +486,7 @@ def build_organism(
 
     report({"stage": "card"})
     model.eval()
+    pairs = LATENT_PAIRS_PER_SAMPLE * cfg.card_samples
     card = {
         "seed": seed,
         "coherence": cfg.coherence,
@@ -471,9 +506,10 @@ def build_organism(
         },
         **measure_behaviour(model, tokenizer, world, cfg, seed),
         "in_context_persona": {
-            **in_context_shift(model, tokenizer, world, LATENT_PAIRS, seed),
+            **in_context_shift(model, tokenizer, world, pairs, seed),
             "ideal": ideal_shift(personas),
         },
+        "persona_prompt": prompt_shift(model, tokenizer, world, pairs, seed),
     }
     card["build_seconds"] = time.perf_counter() - started
     write_card(out_dir, card)
