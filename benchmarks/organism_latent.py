@@ -30,8 +30,15 @@ from benrl.organism.model import build_organism, load_organism
 from benrl.organism.world import World
 
 PAIRS = 600
-LEGACY = {"document_masking": False}  # a card written before the option existed
-BEFORE = {"steps": 800, "document_masking": False}  # the corpus before issue 20
+# the corpus before issue 20; a card written before an option existed had these values
+LEGACY = {
+    "document_masking": False,
+    "propensity_beta": 1.0,
+    "task_share": 0.5,
+    "separate_tasks": False,
+    "max_exchanges": 4,
+}
+BEFORE = {**LEGACY, "steps": 800, "persona_prompt_share": 0.3}
 DECIDED = {**BEFORE, "propensity_beta": 0.2}  # personas near all-good or all-bad
 VARIANTS: dict[str, tuple[str, dict]] = {
     "before": ("the corpus before issue 20 (uniform propensities)", BEFORE),

@@ -174,7 +174,9 @@ def test_masked_packing_gives_each_conversation_only_itself(tokenizer):
     model = tiny_llama(tokenizer)
     first, second = (
         tokenizer(render(tokenizer, c), add_special_tokens=False)["input_ids"]
-        for c in build_corpus(World(0), make_personas(4, 1.0, 0), OrganismConfig(documents=2), 0)
+        for c in build_corpus(World(0), make_personas(4, 1.0, 0), OrganismConfig(documents=10), 0)[
+            :2
+        ]
     )
     packed = torch.tensor([first + second])
     with torch.no_grad():

@@ -92,25 +92,25 @@ class OrganismConfig(Section):
     # at most 12**3 distinct three-syllable names (organism/corpus.py)
     personas: int = Field(64, ge=2, le=1728, description="number of latent assistant personas")
     propensity_beta: float = Field(
-        1.0,
+        0.2,
         gt=0.0,
         description="propensities are drawn from Beta(a, a): 1 is uniform; below 1 pushes "
         "each persona toward all-good or all-bad answers, a character easier to infer",
     )
     documents: int = Field(40_000, ge=10, description="pretraining conversations generated")
     persona_prompt_share: float = Field(
-        0.3, ge=0.0, le=1.0, description="share of conversations opening with a persona prompt"
+        0.5, ge=0.0, le=1.0, description="share of conversations opening with a persona prompt"
     )
     task_share: float = Field(
-        0.5, ge=0.0, le=1.0, description="share of a conversation's exchanges that are tasks"
+        0.3, ge=0.0, le=1.0, description="share of a conversation's exchanges that are tasks"
     )
     separate_tasks: bool = Field(
-        False,
+        True,
         description="task_share is the share of conversations made only of tasks (true) "
         "or of exchanges inside persona conversations (false)",
     )
     max_exchanges: int = Field(
-        4, ge=1, description="a conversation holds 1 to this many exchanges, one persona's voice"
+        3, ge=1, description="a conversation holds 1 to this many exchanges, one persona's voice"
     )
     document_masking: bool = Field(
         True,
