@@ -75,7 +75,7 @@ def test_rows_and_table_come_from_each_runs_results(tmp_path):
 
 
 def test_unreadable_results_name_the_file(tmp_path):
-    with pytest.raises(BenrlError, match="results.json: cannot read"):
+    with pytest.raises(BenrlError, match=r"results\.json: cannot read"):
         control_row(tmp_path, 1.0, 0.05)
 
 
