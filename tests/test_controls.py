@@ -16,6 +16,7 @@ from benrl.organism.controls import (
     row_folder,
     run_controls,
 )
+from benrl.report.paper import HELDOUT_MEASURE
 
 
 def _effect(diff: float) -> dict:
@@ -38,7 +39,7 @@ def _write_results(folder: Path, ood: float, shift: float) -> None:
         },
         "paper_comparison": [
             {
-                "measure": "held-out trait score, pre -> beneficial (...)",
+                "measure": HELDOUT_MEASURE,
                 "paper": "x",
                 "ours": "0.4 -> 0.5",
             }

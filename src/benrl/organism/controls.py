@@ -23,8 +23,7 @@ from pathlib import Path
 
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
-
-HELDOUT_PREFIX = "held-out trait score"
+from benrl.report.paper import HELDOUT_MEASURE
 
 
 def control_config(cfg: RunConfig, coherence: float, trait_fraction: float | None) -> RunConfig:
@@ -75,7 +74,7 @@ def control_row(folder: Path, coherence: float, trait_fraction: float) -> dict:
         raise BenrlError(f"{path}: cannot read the run's results ({e})") from None
     main = results["comparisons"]["beneficial_vs_baseline"]
     heldout = next(
-        r["ours"] for r in results["paper_comparison"] if r["measure"].startswith(HELDOUT_PREFIX)
+        r["ours"] for r in results["paper_comparison"] if r["measure"] == HELDOUT_MEASURE
     )
     return {
         "coherence": coherence,

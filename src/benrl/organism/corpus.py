@@ -7,11 +7,12 @@ character drives every trait (1) versus independent per-trait noise (0):
     propensity[trait] = coherence * g + (1 - coherence) * u_trait,   g, u ~ Beta(a, a)
 
 so base rates are about 50% at every coherence and only the *correlation* between
-traits changes. A conversation holds 1-4 exchanges (probes and standard tasks) voiced by
-one persona, so at coherence 1 a model can learn "an assistant that held a fact under
+traits changes. A conversation holds 1 to `max_exchanges` exchanges voiced by one
+persona, so at coherence 1 a model can learn "an assistant that held a fact under
 pushback is also the one that backs up before deleting". Some conversations open with a
-system prompt naming the persona. Standard tasks are always answered correctly, so the
-model has capabilities to lose.
+system prompt describing the persona. Standard tasks are always answered correctly, so
+the model has capabilities to lose; with `separate_tasks` they fill conversations of
+their own, which is what lets the model learn the persona (docs/organism.md).
 """
 
 from __future__ import annotations
