@@ -15,6 +15,7 @@ from benrl.organism.controls import (
     controls_markdown,
     row_folder,
     run_controls,
+    share_stages,
 )
 from benrl.report.paper import HELDOUT_MEASURE
 
@@ -48,6 +49,12 @@ def _write_results(folder: Path, ood: float, shift: float) -> None:
             "in_context_persona": {"shift": shift, "ci": [shift - 0.01, shift + 0.01], "ideal": 0.7}
         },
         "seeds": {"baseline": {"n_seeds": 3}, "beneficial": {"n_seeds": 3}},
+        "training": {
+            "baseline-s0": {"tokens_trained": 1000},
+            "baseline-s1": {"tokens_trained": 1000},
+            "beneficial-s0": {"tokens_trained": 1100},
+            "beneficial-s1": {"tokens_trained": 1000},
+        },
     }
     (folder / "report").mkdir(parents=True)
     (folder / "report" / "results.json").write_text(json.dumps(results))
@@ -73,6 +80,29 @@ def test_rows_and_table_come_from_each_runs_results(tmp_path):
     table = controls_markdown({"config": "default", "rows": rows})
     assert "| 1 | 0.05 | +0.300 [+0.290, +0.310] (ideal +0.700) | +5.0 pp [+4.0, +6.0]" in table
     assert "| 0 | 0.05 |" in table and "-0.2 pp" in table and "baseline 3, beneficial 3" in table
+    assert rows[0]["token_ratio"] == 1.05  # beneficial's tokens over baseline's, all seeds
+
+
+def _finished_stage(folder: Path, name: str) -> None:
+    (folder / name).mkdir(parents=True)
+    (folder / name / "manifest.json").write_text('{"status": "complete"}')
+    (folder / name / "weights").write_text(name)
+
+
+def test_dose_rows_share_the_stages_a_dose_does_not_change(tmp_path):
+    source, dose = row_folder(tmp_path, 1.0, None), row_folder(tmp_path, 1.0, 0.25)
+    shared = ["scenarios", "organism", "evals/pre", "arms/baseline-s0", "evals/baseline-s0"]
+    for name in [*shared, "arms/beneficial-s0", "evals/beneficial-s0"]:
+        _finished_stage(source, name)
+    (source / "arms" / "baseline-s1").mkdir()  # killed mid-training: nothing to share
+    cfg = control_config(RunConfig(), 1.0, 0.25)
+    assert sorted(share_stages(source, dose, cfg)) == sorted(shared)
+    assert (dose / "arms" / "baseline-s0" / "weights").read_text() == "arms/baseline-s0"
+    assert not (dose / "arms" / "beneficial-s0").exists()
+    assert not (dose / "arms" / "baseline-s1").exists()
+    # the plan is written before the copied arms, so it still reads "fixed before training"
+    assert json.loads((dose / "analysis_plan.json").read_text())["after_training"] is False
+    assert share_stages(source, dose, cfg) == []  # a resumed row keeps its own stages
 
 
 def test_unreadable_results_name_the_file(tmp_path):

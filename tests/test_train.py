@@ -17,7 +17,13 @@ from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
 from benrl.records import read_records, write_jsonl
 from benrl.training.arms import ARM_SPECS
-from benrl.training.train import check_compute_matched, grpo_args, peft_config, train_arm
+from benrl.training.train import (
+    arm_inputs,
+    check_compute_matched,
+    grpo_args,
+    peft_config,
+    train_arm,
+)
 
 
 def test_grpo_args_are_fields_of_the_installed_trl(tmp_path):
@@ -60,6 +66,18 @@ def test_every_loss_type_is_one_the_installed_trl_documents():
     for loss in typing.get_args(GrpoLoss):
         assert f"'{loss}'" in supported, loss  # removed from TRL: drop it from GrpoLoss too
     assert TrainConfig().loss_type == field.default  # our default is TRL's
+
+
+def test_an_arms_identity_is_what_its_training_reads():
+    cfg = TrainConfig(arms=["baseline", "beneficial"], seeds=1)
+    more = cfg.model_copy(update={"arms": ["baseline", "beneficial", "generic"], "seeds": 3})
+    dosed = cfg.model_copy(update={"trait_fraction": 0.25})
+    for arm in ("baseline", "beneficial"):  # another seed or arm reuses the trained ones
+        assert arm_inputs(more, arm) == arm_inputs(cfg, arm)
+    assert arm_inputs(dosed, "baseline") == arm_inputs(cfg, "baseline")  # no trait rows
+    assert arm_inputs(dosed, "beneficial") != arm_inputs(cfg, "beneficial")
+    faster = cfg.model_copy(update={"learning_rate": 1e-4})
+    assert arm_inputs(faster, "baseline") != arm_inputs(cfg, "baseline")
 
 
 def test_compute_matching_check():

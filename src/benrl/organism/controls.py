@@ -13,16 +13,18 @@ in-context persona shift (does it infer a character at all), the OOD headline
 (beneficial - baseline on held-out probes), the in-distribution gain on the trained
 probes, and the held-out trait score. At coherence 1 the OOD gain should exclude 0; at
 coherence 0 it should not. Extra rows at coherence 1 vary `train.trait_fraction` (the
-dose-response).
+dose-response); they share the coherence-1 row's scenarios, organism and baseline arms.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
+from benrl.models import arm_of
 from benrl.report.paper import HELDOUT_MEASURE
 
 
@@ -57,12 +59,42 @@ def run_controls(
     rows = []
     for coherence, fraction in plan:
         folder = row_folder(out_dir, coherence, fraction)
-        run_pipeline(control_config(cfg, coherence, fraction), folder)
-        rows.append(control_row(folder, coherence, fraction or cfg.train.trait_fraction))
+        row_cfg = control_config(cfg, coherence, fraction)
+        if fraction is not None:
+            share_stages(row_folder(out_dir, 1.0, None), folder, row_cfg)
+        run_pipeline(row_cfg, folder)
+        dose = cfg.train.trait_fraction if fraction is None else fraction
+        rows.append(control_row(folder, coherence, dose))
     result = {"config": cfg.name, "rows": rows}
     (out_dir / "controls.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "controls.md").write_text(controls_markdown(result))
     return result
+
+
+def share_stages(source: Path, folder: Path, cfg: RunConfig) -> list[str]:
+    """Copy into a dose row the finished stages it has in common with the coherence-1 row.
+
+    A dose changes only the trait arms: the scenarios, the organism, the baseline arms
+    (no trait rows at any dose) and their evals are the same computation. The pipeline
+    re-checks every copied stage by its config and input hashes, so a stage that is not
+    in fact the same is redone. The analysis plan is fixed before any arm is copied, so
+    the row's plan is still written before its training. Returns the stages copied.
+    """
+    from benrl.analysis.plan import fix_plan
+
+    if not source.is_dir():
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    fix_plan(folder, cfg)
+    shared = ["scenarios", "organism", "evals/pre"]
+    for arm in (source / "arms").glob("baseline-s*"):
+        shared += [f"arms/{arm.name}", f"evals/{arm.name}"]
+    copied = []
+    for name in shared:
+        if (source / name / "manifest.json").exists() and not (folder / name).exists():
+            shutil.copytree(source / name, folder / name)
+            copied.append(name)
+    return copied
 
 
 def control_row(folder: Path, coherence: float, trait_fraction: float) -> dict:
@@ -84,8 +116,18 @@ def control_row(folder: Path, coherence: float, trait_fraction: float) -> dict:
         "ood": _effect(main.get("ood")),
         "in_distribution": _effect(main.get("in_distribution")),
         "heldout_score_pre_to_beneficial": heldout,
+        "token_ratio": _token_ratio(results["training"]),
         "seeds": results["seeds"],
     }
+
+
+def _token_ratio(training: dict) -> float:
+    """Trained tokens of beneficial over baseline, summed over seeds (compute matching)."""
+    tokens = {"baseline": 0, "beneficial": 0}
+    for model, summary in training.items():
+        if arm_of(model) in tokens:
+            tokens[arm_of(model)] += summary["tokens_trained"]
+    return round(tokens["beneficial"] / tokens["baseline"], 4) if tokens["baseline"] else None
 
 
 def _effect(summary: dict | None) -> dict | None:
@@ -117,14 +159,15 @@ def controls_markdown(result: dict) -> str:
         "the held-out probes (never trained); in distribution: the trained probes' evals.",
         "",
         "| coherence | trait fraction | in-context persona shift | OOD gain (95% CI) | "
-        "trained-probe gain (95% CI) | held-out score, pre -> beneficial | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "trained-probe gain (95% CI) | held-out score, pre -> beneficial | "
+        "trained tokens, beneficial / baseline | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         seeds = ", ".join(f"{arm} {s['n_seeds']}" for arm, s in r["seeds"].items())
         lines.append(
             f"| {r['coherence']:g} | {r['trait_fraction']:g} | {_shift(r['in_context_persona'])} "
             f"| {_pp(r['ood'])} | {_pp(r['in_distribution'])} | "
-            f"{r['heldout_score_pre_to_beneficial']} | {seeds} |"
+            f"{r['heldout_score_pre_to_beneficial']} | {r['token_ratio']} | {seeds} |"
         )
     return "\n".join(lines) + "\n"

@@ -308,6 +308,23 @@ def check_compute_matched(summaries: dict[str, dict], tolerance: float) -> None:
         )
 
 
+# Train fields that say which arms and seeds run, or how they are checked afterwards: one
+# arm's training does not depend on them, so adding a seed or an arm reuses what is trained.
+NOT_ARM_INPUTS = frozenset({"arms", "seeds", "seeds_by_arm", "token_tolerance"})
+
+
+def arm_inputs(cfg: TrainConfig, arm: str) -> dict:
+    """The train settings one arm's training depends on: part of its stage identity.
+
+    An arm without trait rows ignores the dose, so runs that differ only in
+    `trait_fraction` (the dose-response of `benrl organism controls`) share its stage.
+    """
+    exclude = set(NOT_ARM_INPUTS)
+    if not arm_spec(arm).trains_traits:
+        exclude.add("trait_fraction")
+    return cfg.model_dump(exclude=exclude)
+
+
 def run_stage(run: Run) -> None:
     """Train every arm of `train.arms` for each of its seeds; check each seed's arms match."""
     records = None
@@ -317,9 +334,9 @@ def run_stage(run: Run) -> None:
         for arm in [a for a in run.cfg.train.arms if seed < counts[a]]:
             stage = run.stage(
                 f"arms/{model_id(arm, seed)}",
-                ("train", "judge"),
+                ("judge",),
                 {"scenarios": run.train_records, "base_model": run.base_model},
-                extra=[arm, run.cfg.directions.snapshots],
+                extra=[arm, arm_inputs(run.cfg.train, arm), run.cfg.directions.snapshots],
                 seed=seed,
             )
             if run.should_run(stage, "train"):
