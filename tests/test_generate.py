@@ -11,7 +11,7 @@ from tiny import organism_tokenizer, tiny_llama
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from benrl.errors import BenrlError
-from benrl.evaluation.generate import encode_prompts, generate, load_model
+from benrl.evaluation.generate import RowSeededSampler, encode_prompts, generate, load_model
 from benrl.records import Message
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -45,6 +45,29 @@ def test_same_seed_same_samples_other_seed_differs(model, tokenizer):
     assert first == again
     assert first != other
     assert [len(s) for s in first] == [2, 2, 2]
+
+
+def test_paired_sampling_draws_from_the_softmax_at_the_temperature():
+    logits = torch.log(torch.tensor([0.6, 0.3, 0.1])).repeat(4000, 1)
+    for temperature in (1.0, 0.5):
+        sampler = RowSeededSampler(list(range(4000)), temperature)
+        picks = sampler(torch.zeros(4000, 1, dtype=torch.long), logits).argmax(-1)
+        expected = torch.softmax(logits[0] / temperature, -1)
+        observed = torch.bincount(picks, minlength=3) / 4000
+        assert torch.allclose(observed, expected, atol=0.03), (temperature, observed)
+
+
+def test_paired_answers_do_not_depend_on_the_rest_of_the_call(model, tokenizer):
+    """Common random numbers: changing one prompt (its length, so its batch and the sort
+    order change) leaves the other answers as they were; seeds still matter."""
+    kwargs = {"temperature": 1.0, "seed": 3, "num_samples": 2, "paired": True}
+    first = generate(model, tokenizer, PROMPTS, 12, batch_size=2, **kwargs)
+    edited = [PROMPTS[0], convo("a much longer question " * 5), PROMPTS[2]]
+    again = generate(model, tokenizer, edited, 12, batch_size=4, **kwargs)
+    assert again[0] == first[0] and again[2] == first[2]
+    assert first[0][0] != first[0][1] or first[2][0] != first[2][1]  # samples, not copies
+    other = generate(model, tokenizer, PROMPTS, 12, batch_size=2, **{**kwargs, "seed": 4})
+    assert other != first
 
 
 def test_greedy_equals_step_by_step_argmax(model, tokenizer):

@@ -166,7 +166,8 @@ def test_seeds_are_averaged_per_item():
 def test_persona_summary_pairs_by_record_id(tmp_path):
     def scored(folder: Path, name: str, scores: dict[str, float | None]) -> None:
         rows = [
-            {"id": i, "score": s, "status": "ok" if s is not None else "failed"}
+            {"id": i, "sample": 0, "completion": f"answer {s}"}
+            | {"score": s, "status": "ok" if s is not None else "failed"}
             for i, s in scores.items()
         ]
         write_jsonl(folder / f"{name}.jsonl", rows)
@@ -177,8 +178,8 @@ def test_persona_summary_pairs_by_record_id(tmp_path):
         ("pre", {"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 0.0, "b": 0.0, "c": 0.0}),
         ("beneficial-s0", {"a": 1.0, "b": 0.0, "c": 1.0}, {"c": 1.0, "a": 1.0, "b": None}),
     ):
-        scored(tmp_path / "evals" / model, "exceed_health", base)
-        scored(tmp_path / "evals" / model, "capability_add", {"t": 1.0})
+        scored(tmp_path / "stress" / "reference" / model, "exceed_health", base)
+        scored(tmp_path / "stress" / "reference" / model, "capability_add", {"t": 1.0})
         scored(tmp_path / "stress" / "persona" / "vex" / model, "exceed_health", stressed)
         scored(tmp_path / "stress" / "persona" / "vex" / model, "capability_add", {"t": 0.0})
     personas = load_personas()[:1]
@@ -187,6 +188,9 @@ def test_persona_summary_pairs_by_record_id(tmp_path):
     health = {r["model"]: r for r in summary["degradation"] if r["group"] == "health"}
     assert health["pre"]["mean"] == -1.0 and health["pre"]["n"] == 3
     assert health["beneficial-s0"]["mean"] == 0.0 and health["beneficial-s0"]["n"] == 2
+    # answers the persona changed: all 3 on pre; on beneficial only b (scored 0, then failed)
+    assert health["pre"]["changed"] == 1.0 and health["pre"]["kind"] == personas[0].kind
+    assert health["beneficial-s0"]["changed"] == pytest.approx(1 / 3)
     rows = {r["group"]: r for r in summary["rows"]}
     assert rows["health"]["diff"] == pytest.approx(1.0) and rows["health"]["n"] == 2
     assert rows["capability"]["diff"] == 0.0 and rows["capability"]["n"] == 1
@@ -240,8 +244,12 @@ def test_stage_writes_samples_manifests_and_summaries(stressed):
             rows = [
                 json.loads(x) for x in (folder / "exceed_health.jsonl").read_text().splitlines()
             ]
-            reference = (stressed / "evals" / model / "exceed_health.jsonl").read_text()
-            assert rows and all(r["id"] in reference for r in rows)  # subset of the eval items
+            evaluated = (stressed / "evals" / model / "exceed_health.jsonl").read_text()
+            assert rows and all(r["id"] in evaluated for r in rows)  # subset of the eval items
+            reference = stressed / "stress" / "reference" / model / "exceed_health.jsonl"
+            assert [json.loads(x)["id"] for x in reference.read_text().splitlines()] == [
+                r["id"] for r in rows
+            ]  # the same items without the persona
     ladder = stressed / "stress" / "finetune" / "beneficial-s0"
     assert json.loads((ladder / "manifest.json").read_text())["training"]["doses"] == [0, 2]
     for dose in (0, 2):
@@ -296,7 +304,9 @@ def test_finished_stages_are_skipped(stressed):
         if m.read_text() != b
     }
     assert changed == {
-        f"stress/persona/bad_medical/{m}" for m in ("pre", "baseline-s0", "beneficial-s0")
+        f"stress/{part}/{m}"
+        for part in ("persona/bad_medical", "reference")
+        for m in ("pre", "baseline-s0", "beneficial-s0")
     }
 
 
@@ -309,9 +319,6 @@ def test_missing_model_is_named_before_any_compute(run_dir, tmp_path):
     with pytest.raises(BenrlError, match="model 'beneficial-s0' not found"):
         run_stage(make_run(root, STRESS))
     assert not (root / "stress").exists()
-    shutil.rmtree(root / "evals" / "pre")
-    with pytest.raises(BenrlError, match="'pre' has no eval samples"):
-        run_stage(make_run(root, STRESS.model_copy(update={"models": ["pre"]})))
     bad = root / "bad.yaml"
     bad.write_text("personas:\n  - {name: x, kind: harmful, target: health, prompt: y, z: 1}\n")
     with pytest.raises(BenrlError, match=r"bad\.yaml: persona 'x'"):

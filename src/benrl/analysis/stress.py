@@ -5,9 +5,12 @@ model (`stress.models`, seeds expanded as in the eval stage):
 
 1. Persona prompts: each persona of `personas.yaml` becomes the system message of every
    eval item (replacing any system message), and the eval suite runs again ->
-   `stress/persona/<persona>/<model-id>/<eval>.jsonl`. Degradation per item = score with
-   the persona - score without it (the eval stage's sample in `evals/<model-id>/`, paired
-   by record id); negative means the persona made the model worse.
+   `stress/persona/<persona>/<model-id>/<eval>.jsonl`. The reference is the same items
+   without a persona, `stress/reference/<model-id>/`, sampled with the same random
+   numbers (`generate`'s paired sampling: one stream per answer, whatever the batch).
+   Degradation per item = score with the persona - score without it; negative means the
+   persona made the model worse. Where the persona changes nothing the answer is the
+   same, so the share of changed answers shows whether the model heard the persona.
 2. Harmful fine-tuning (`training/finetune.py`): a dose ladder of SFT steps toward bad health
    advice; every dose is evaluated -> `stress/finetune/<model-id>/dose-<N>/<eval>.jsonl`.
    Degradation per item = score at dose N - score at dose 0 (the model itself).
@@ -25,11 +28,13 @@ where an arm has several seeds it is the hierarchical test over seeds, then item
 skills is not mistaken for one that changes its character.
 
 Stress items are a fixed subset (`stress.items_per_eval`) of each eval's items in the
-eval stage, so every persona sample has its no-persona partner.
+eval stage. Every stress answer (reference, personas, fine-tuning doses) is drawn with
+paired sampling, so two conditions of one item differ only where the model does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -58,7 +63,7 @@ from benrl.evaluation.runner import (
 from benrl.evaluation.seeds import INFERENCE_CONDITIONAL, INFERENCE_HIERARCHICAL, hierarchical_test
 from benrl.evaluation.stats import bootstrap_ci, standard_error
 from benrl.evaluation.suites import eval_pool, eval_suite
-from benrl.records import ScenarioRecord, read_records
+from benrl.records import ScenarioRecord, read_jsonl, read_records
 from benrl.run import Run, console
 from benrl.training.finetune import check_doses, dose_dir, finetune_ladder
 
@@ -215,23 +220,26 @@ def comparisons(
 def persona_summary(
     run_dir: Path, personas: list[PersonaSpec], model_ids: list[str], compare: str, n_boot: int
 ) -> dict:
-    """Degradation per persona x model x group, and the paired differences between arms."""
-    reference = {m: flatten(load_scores(run_dir / "evals" / m)[0]) for m in model_ids}
+    """Degradation per persona x model x group (with the share of answers the persona
+    changed), and the paired differences between arms."""
+    reference_dirs = {m: run_dir / "stress" / "reference" / m for m in model_ids}
+    reference = {m: flatten(load_scores(d)[0]) for m, d in reference_dirs.items()}
     degradation_rows, rows = [], []
     for persona in personas:
         name = persona.name
+        folders = {m: run_dir / "stress" / "persona" / name / m for m in model_ids}
         per_model = {
-            m: degradation(
-                flatten(load_scores(run_dir / "stress" / "persona" / name / m)[0]), reference[m]
-            )
-            for m in model_ids
+            m: degradation(flatten(load_scores(folders[m])[0]), reference[m]) for m in model_ids
         }
         for model_id, items in per_model.items():
+            changed = changed_answers(folders[model_id], reference_dirs[model_id])
             for group in GROUPS:
                 stats = mean_se(in_group(items, group).values())
                 if stats["n"]:
+                    share = mean_se(in_group(changed, group).values())["mean"]
                     degradation_rows.append(
-                        {"persona": name, "model": model_id, "group": group, **stats}
+                        {"persona": name, "kind": persona.kind, "model": model_id}
+                        | {"group": group, **stats, "changed": share}
                     )
         arms, seeds = by_arm(per_model), by_arm_seeds(per_model)
         for row in comparisons(arms, compare, n_boot, f"persona/{name}", seeds):
@@ -241,6 +249,23 @@ def persona_summary(
         "degradation": degradation_rows,
         "rows": rows,
     }
+
+
+def changed_answers(stressed_dir: Path, reference_dir: Path) -> ItemScores:
+    """Per item: the share of its samples whose answer differs from the reference's."""
+    changed: dict[ItemKey, list[bool]] = {}
+    for path in sorted(stressed_dir.glob("*.jsonl")):
+        reference_path = reference_dir / path.name
+        if not reference_path.exists():
+            continue
+        before = {(r["id"], r["sample"]): r["completion"] for r in read_jsonl(reference_path)}
+        for row in read_jsonl(path):
+            key = (row["id"], row["sample"])
+            if key in before:
+                changed.setdefault((path.stem, row["id"]), []).append(
+                    row["completion"] != before[key]
+                )
+    return {k: sum(v) / len(v) for k, v in changed.items()}
 
 
 def finetune_summary(
@@ -298,8 +323,8 @@ def stress_results(run_dir: Path) -> dict:
 # --- the stage ----------------------------------------------------------------------------
 
 
-def check_models(run: Run, model_ids: list[str], need_evals: bool) -> None:
-    """Every stressed model exists (and has eval-stage samples when personas need them)."""
+def check_models(run: Run, model_ids: list[str]) -> None:
+    """Every stressed model exists."""
     for model_id in model_ids:
         arm = models.arm_of(model_id)
         if arm != "pre" and arm not in run.cfg.train.arms:
@@ -309,11 +334,6 @@ def check_models(run: Run, model_ids: list[str], need_evals: bool) -> None:
             raise BenrlError(
                 f"stress.models: model '{model_id}' not found at {folder} "
                 "(not trained yet: run the earlier stages first)"
-            )
-        if need_evals and not (run.dir / "evals" / model_id / "summary.json").is_file():
-            raise BenrlError(
-                f"stress.models: model '{model_id}' has no eval samples in evals/{model_id}: "
-                "add its arm to eval.models and run the eval stage first"
             )
 
 
@@ -338,9 +358,11 @@ def run_stage(run: Run) -> None:
         personas = choose_personas(load_personas(path), cfg.personas, english, path)
     doses = check_doses(cfg.finetune_doses)
     model_ids = run.model_ids(cfg.models)
-    check_models(run, model_ids, need_evals=bool(personas))
+    check_models(run, model_ids)
     items = cache(lambda: stress_items(run, eval_pool(run.cfg, read_records(run.eval_records))))
     if personas:
+        for model_id in model_ids:
+            _persona_stage(run, None, None, model_id, items)  # the reference: no persona
         for persona, prompt in personas:
             for model_id in model_ids:
                 _persona_stage(run, persona.name, prompt, model_id, items)
@@ -380,28 +402,40 @@ def _identity(run: Run, **more: object) -> dict:
         "max_new_tokens": cfg.max_new_tokens,
         "temperature": cfg.temperature,
         "samples": cfg.samples,
+        "sampling": "paired",  # one random stream per answer (stress_options)
         **more,
     }
 
 
-def _persona_stage(run: Run, name: str, prompt: str, model_id: str, items: Items) -> None:
+def stress_options(run: Run) -> RunnerOptions:
+    """The eval options with paired sampling: conditions of one item share random numbers."""
+    return dataclasses.replace(RunnerOptions.from_config(run.cfg), paired_sampling=True)
+
+
+def _persona_stage(
+    run: Run, name: str | None, prompt: str | None, model_id: str, items: Items
+) -> None:
+    """One model's stress items under one persona (None: the no-persona reference)."""
+    folder = f"stress/persona/{name}/{model_id}" if name else f"stress/reference/{model_id}"
     stage = run.stage(
-        f"stress/persona/{name}/{model_id}",
+        folder,
         ("judge",),
         {"scenarios": run.eval_records, "model": run.model_dir(model_id)},
         extra=_identity(run, prompt=prompt),
     )
     if not run.should_run(stage, "stress"):
         return
-    prompted = {n: [apply_persona(r, prompt) for r in rs] for n, rs in items().items()}
-    console.print(f"persona [bold]{name}[/bold] on {model_id}")
-    options = RunnerOptions.from_config(run.cfg)
+    prompted = items()
+    if prompt is not None:
+        prompted = {n: [apply_persona(r, prompt) for r in rs] for n, rs in prompted.items()}
+    console.print(f"persona [bold]{name or '(none)'}[/bold] on {model_id}")
+    options = stress_options(run)
     judges = options.judges()
     with stage.running() as extra:
         summary = run_evals(run.model_dir(model_id), prompted, stage.dir, options, judges)
         extra["evals"] = len(summary)
         extra["judge_failed"] = {n: s.failed for n, s in summary.items()}
-        where = f"{model_id} under persona {name}"
+        where = f"{model_id} under persona {name or '(none)'}"
         check_failures(stage.dir, summary, run.cfg.judge.max_failure_rate, where, judges)
 
 
@@ -429,7 +463,7 @@ def _finetune_stage(run: Run, doses: list[int], model_id: str, items: Items) -> 
         )
         for dose in doses:
             folder = dose_dir(stage.dir, dose)
-            run_evals(folder / "model", items(), folder, RunnerOptions.from_config(run.cfg))
+            run_evals(folder / "model", items(), folder, stress_options(run))
 
 
 def _write(path: Path, data: dict) -> None:

@@ -7,6 +7,14 @@ Greedy when `temperature == 0` (then one sample serves all `num_samples`), other
 plain sampling at that temperature (no top-k/top-p: the model's own defaults, such as
 Qwen's top_p, are not applied, so every model is sampled the same way). Each batch
 seeds torch from `seed` and its index, so a call is deterministic for a seed.
+
+`paired=True` draws each answer's randomness from a generator of its own, keyed by the
+seed and the answer's position in the call (Gumbel-max: argmax of logits / T plus Gumbel
+noise is a sample at temperature T). An answer then depends on its own prompt and seed
+only, not on the batch it lands in, so two calls over the same items with different
+prompts (a persona prompt, and none) use common random numbers: where the model's
+distribution is unchanged the answer is unchanged, and a difference between the calls
+measures the prompt, not the sampling noise. vLLM seeds each request the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -74,6 +84,21 @@ def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
+class RowSeededSampler(LogitsProcessor):
+    """Sampling at `temperature` as greedy decoding of logits / T + Gumbel noise, the noise
+    of row r drawn from a generator seeded with `seeds[r]` (see the module docstring)."""
+
+    def __init__(self, seeds: list[int], temperature: float) -> None:
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature = temperature
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        vocab = scores.shape[-1]
+        uniform = torch.stack([torch.rand(vocab, generator=g) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(min=torch.finfo(uniform.dtype).tiny)))
+        return scores.float() / self.temperature + gumbel.to(scores.device)
+
+
 def generate(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -85,6 +110,7 @@ def generate(
     num_samples: int = 1,
     chat_template_kwargs: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
+    paired: bool = False,
 ) -> list[list[str]]:
     """Complete each conversation's next assistant turn; `num_samples` answers per conversation.
 
@@ -106,10 +132,11 @@ def generate(
         if tokenizer.pad_token_id is not None
         else _eos_ids(model, tokenizer)[0]
     )
+    per_row = paired and temperature > 0  # sampled by RowSeededSampler, decoded greedily
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
-        do_sample=temperature > 0,
-        temperature=temperature if temperature > 0 else None,
+        do_sample=temperature > 0 and not per_row,
+        temperature=temperature if temperature > 0 and not per_row else None,
         top_k=None,
         top_p=None,
         eos_token_id=_eos_ids(model, tokenizer),
@@ -124,11 +151,16 @@ def generate(
             batch = rows[start : start + batch_size]
             ids, mask = _left_pad([prompts[i] for i, _ in batch], pad_id)
             torch.manual_seed(seed * 1_000_003 + batch_no)
+            sampler = None
+            if per_row:
+                row_seeds = [seed * 1_000_003 + i * copies + s for i, s in batch]
+                sampler = LogitsProcessorList([RowSeededSampler(row_seeds, temperature)])
             with torch.inference_mode():
                 out = model.generate(
                     input_ids=ids.to(model.device),
                     attention_mask=mask.to(model.device),
                     generation_config=config,
+                    logits_processor=sampler,
                 )
             texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
             if on_batch is not None:

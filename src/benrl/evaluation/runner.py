@@ -43,6 +43,9 @@ class RunnerOptions:
     chat_template_kwargs: dict | None = None  # the same as training's (train.chat_template_kwargs)
     backend: str = "hf"  # hf | vllm
     vllm_gpu_memory_utilization: float = 0.85
+    # one random stream per answer, independent of batching (`generate`'s `paired`): the
+    # stress stage compares calls that differ only in their prompts
+    paired_sampling: bool = False
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> RunnerOptions:
@@ -112,7 +115,7 @@ def answer_all(model_dir: Path, conversations: list, options: RunnerOptions) -> 
     with progress_bar(f"answering ({model_dir.parent.name})", answers) as advance:
         return generate(
             model, tokenizer, conversations, batch_size=options.batch_size, on_batch=advance,
-            **kwargs,
+            paired=options.paired_sampling, **kwargs,
         )  # fmt: skip
 
 

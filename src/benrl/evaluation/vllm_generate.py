@@ -43,7 +43,16 @@ def generate_vllm(
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     prompts = encode_prompts(tokenizer, conversations, chat_template_kwargs)
     copies = 1 if temperature == 0 else num_samples
-    params = SamplingParams(n=copies, temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+    # A seed per request: vLLM gives each its own generator, so a request's answers do not
+    # depend on its batch (as `generate`'s `paired` sampling), and two prompts do not share
+    # one random stream (one seed for all would draw every prompt's tokens from the same
+    # uniforms, correlating answers across items).
+    params = [
+        SamplingParams(
+            n=copies, temperature=temperature, max_tokens=max_new_tokens, seed=seed * 1_000_003 + i
+        )
+        for i in range(len(prompts))
+    ]
     llm = LLM(
         model=str(model_dir),
         dtype="auto",

@@ -297,6 +297,17 @@ def persona_section(stress: dict) -> list[str]:
     persona = stress.get("persona", {}).get("rows", [])
     if not persona:
         return [*lines, "The stress stage did not run (stress.enabled is false or no results)."]
+    effects = persona_effects(stress["persona"].get("degradation", []))
+    if effects:
+        lines += [
+            "What each persona does to each model: mean score with the persona minus without "
+            "it on the same items (pp, 95% CI from the items' standard error), and the share "
+            "of answers the persona changed (both conditions draw the same random numbers, so "
+            "an unchanged distribution gives an unchanged answer).",
+            "",
+            *_table(["persona", "kind", "model", *GROUP_LABELS.values(), "changed"], effects),
+            "",
+        ]
     lines += [
         "Difference in degradation under each persona prompt (model A minus model B; "
         "positive means A degrades less), 95% CI: hierarchical over training seeds where "
@@ -320,6 +331,31 @@ def persona_section(stress: dict) -> list[str]:
             for r in persona
         ],
     )
+
+
+GROUP_LABELS = {"health": "health", "non_health": "non-health", "capability": "capability"}
+
+
+def persona_effects(degradation: list[dict]) -> list[list]:
+    """One row per persona x model: each group's change [95% CI] and the changed share."""
+    by_key: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in degradation:
+        by_key.setdefault((row["persona"], row["model"]), {})[row["group"]] = row
+    rows = []
+    for (persona, model), groups in by_key.items():
+        cells = [_change_ci(groups.get(g)) for g in GROUP_LABELS]
+        shares = [g["changed"] * g["n"] for g in groups.values() if g.get("changed") is not None]
+        n = sum(g["n"] for g in groups.values() if g.get("changed") is not None)
+        kind = next(iter(groups.values())).get("kind", "")
+        rows.append([persona, kind, model, *cells, f"{100 * sum(shares) / n:.1f}%" if n else "n/a"])
+    return rows
+
+
+def _change_ci(row: dict | None) -> str:
+    if row is None or row["mean"] is None:
+        return "n/a"
+    half = 1.96 * (row["se"] or 0.0)
+    return f"{_pp(row['mean'])} [{_pp(row['mean'] - half)}, {_pp(row['mean'] + half)}]"
 
 
 def finetune_section(stress: dict, figures: dict[str, str]) -> list[str]:
