@@ -208,7 +208,7 @@ def fake_run(tmp_path: Path, tokenizer) -> Path:
         (run_dir / "organism" / "model", 0),
         (run_dir / "arms" / "beneficial-s0" / "model", 2),
         (run_dir / "arms" / "beneficial-s0" / "snapshots" / "step-1", 3),
-        (run_dir / "stress" / "finetune" / "pre" / "dose-10" / "model", 4),
+        (run_dir / "stress" / "finetune" / "pre" / "seed-0" / "dose-10" / "model", 4),
     ):
         tiny_llama(tokenizer, seed).save_pretrained(folder)
         if folder.parent.name != "snapshots":  # the snapshot borrows its arm's tokenizer

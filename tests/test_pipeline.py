@@ -28,7 +28,8 @@ def test_every_stage_writes_a_complete_manifest(smoke_run):
         "evals/beneficial-s0",
         "stress/persona/bad_medical/pre",
         "stress/persona/careful_clinician/beneficial-s0",
-        "stress/finetune/baseline-s0",
+        "stress/reference/pre",
+        "stress/finetune/baseline-s0/seed-0",
         "directions",
         "report",
     ]

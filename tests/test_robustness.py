@@ -4,7 +4,7 @@ seed-level persistence differences of analysis/stress.py, on small synthetic dat
 import numpy as np
 import pytest
 
-from benrl.analysis.stress import by_arm, by_arm_seeds, comparisons
+from benrl.analysis.degradation import by_arm, by_arm_seeds, comparisons
 from benrl.config import RunConfig
 from benrl.evaluation.stats import aggregate_seeds
 from benrl.report.robustness import effective_evals, probe_summary, seed_aa

@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 from test_finetune import save_tiny_model
 
-from benrl.analysis.stress import (
-    by_arm,
-    comparisons,
-    degradation,
-    eval_group,
-    flatten,
-    persona_summary,
-    run_stage,
-    stress_results,
-)
+from benrl.analysis.degradation import by_arm, comparisons, degradation, eval_group, flatten
+from benrl.analysis.finetune_stress import finetune_summary, ladder_dir
+from benrl.analysis.stress import persona_summary, run_stage, stress_results
 from benrl.config import EvalConfig, RunConfig, ScenariosConfig, StressConfig
 from benrl.data.personas import apply_persona, choose_personas, load_personas
 from benrl.data.scenarios import build_scenarios
@@ -28,6 +21,7 @@ from benrl.errors import BenrlError
 from benrl.evaluation.runner import run_stage as stage_eval
 from benrl.records import Message, ScenarioRecord, write_jsonl
 from benrl.run import Run
+from benrl.training.finetune import dose_dir
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -163,17 +157,19 @@ def test_seeds_are_averaged_per_item():
     }
 
 
-def test_persona_summary_pairs_by_record_id(tmp_path):
-    def scored(folder: Path, name: str, scores: dict[str, float | None]) -> None:
-        rows = [
-            {"id": i, "sample": 0, "completion": f"answer {s}"}
-            | {"score": s, "status": "ok" if s is not None else "failed"}
-            for i, s in scores.items()
-        ]
-        write_jsonl(folder / f"{name}.jsonl", rows)
-        names = sorted(f.stem for f in folder.glob("*.jsonl"))
-        (folder / "summary.json").write_text(json.dumps({n: {} for n in names}))
+def scored(folder: Path, name: str, scores: dict[str, float | None]) -> None:
+    """An eval folder as the runner writes it: one sample per item, scored."""
+    rows = [
+        {"id": i, "sample": 0, "completion": f"answer {s}"}
+        | {"score": s, "status": "ok" if s is not None else "failed"}
+        for i, s in scores.items()
+    ]
+    write_jsonl(folder / f"{name}.jsonl", rows)
+    names = sorted(f.stem for f in folder.glob("*.jsonl"))
+    (folder / "summary.json").write_text(json.dumps({n: {} for n in names}))
 
+
+def test_persona_summary_pairs_by_record_id(tmp_path):
     for model, base, stressed in (
         ("pre", {"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 0.0, "b": 0.0, "c": 0.0}),
         ("beneficial-s0", {"a": 1.0, "b": 0.0, "c": 1.0}, {"c": 1.0, "a": 1.0, "b": None}),
@@ -195,6 +191,37 @@ def test_persona_summary_pairs_by_record_id(tmp_path):
     assert rows["health"]["diff"] == pytest.approx(1.0) and rows["health"]["n"] == 2
     assert rows["capability"]["diff"] == 0.0 and rows["capability"]["n"] == 1
     assert rows["health"]["pair"] == "beneficial vs pre" and "non_health" not in rows
+
+
+def test_finetune_summary_averages_seeds_and_compares_areas(tmp_path):
+    ladders = {  # model -> fine-tuning seed -> dose -> item scores on exceed_health
+        "pre": {
+            0: {0: {"a": 1.0, "b": 1.0}, 1: {"a": 0.0, "b": 1.0}, 2: {"a": 0.0, "b": 0.0}},
+            1: {1: {"a": 1.0, "b": 1.0}, 2: {"a": 0.0, "b": 1.0}},
+        },
+        "beneficial-s0": {
+            0: {d: {"a": 1.0, "b": 1.0} for d in (0, 1, 2)},
+            1: {d: {"a": 1.0, "b": 1.0} for d in (1, 2)},
+        },
+    }
+    for model, seeds in ladders.items():
+        for seed, doses in seeds.items():
+            for dose, scores in doses.items():
+                scored(dose_dir(ladder_dir(tmp_path, model, seed), dose), "exceed_health", scores)
+    untouched = {("exceed_health", "b")}
+    floor = {"health": {"mean": 0.1, "se": 0.0, "n": 2}}
+    summary = finetune_summary(
+        tmp_path, list(ladders), [0, 1, 2], 2, "beneficial", 200, untouched, floor
+    )
+    cells = {(r["model"], r["dose"], r["group"]): r for r in summary["rows"]}
+    assert cells["pre", 1, "health"]["mean"] == 0.75  # a: (0 + 1) / 2, b: 1
+    assert cells["pre", 2, "health"]["degradation"] == pytest.approx(-0.75)
+    assert cells["pre", 2, "untouched"]["mean"] == 0.5 and summary["floor"] == floor
+    # area per item on pre: a (-0.5 - 1) / 2 = -0.75, b (0 - 0.5) / 2 = -0.25; beneficial 0
+    area = {r["group"]: r for r in summary["auc"]}
+    assert area["health"]["diff"] == pytest.approx(0.5) and area["health"]["n"] == 2
+    assert area["untouched"]["diff"] == pytest.approx(0.25) and area["untouched"]["n"] == 1
+    assert {r["dose"] for r in summary["max_dose"]} == {2}
 
 
 # --- the stage end to end ------------------------------------------------------------------
@@ -225,6 +252,7 @@ STRESS = StressConfig(
     personas=["bad_medical", "candid_advisor"],
     items_per_eval=3,
     finetune_doses=[0, 2],
+    finetune_seeds=2,
     finetune_batch_size=2,
     finetune_learning_rate=1e-2,
 )
@@ -250,11 +278,16 @@ def test_stage_writes_samples_manifests_and_summaries(stressed):
             assert [json.loads(x)["id"] for x in reference.read_text().splitlines()] == [
                 r["id"] for r in rows
             ]  # the same items without the persona
-    ladder = stressed / "stress" / "finetune" / "beneficial-s0"
+    ladder = ladder_dir(stressed, "beneficial-s0", 0)
     assert json.loads((ladder / "manifest.json").read_text())["training"]["doses"] == [0, 2]
     for dose in (0, 2):
         assert (ladder / f"dose-{dose}" / "model" / "config.json").is_file()
         assert (ladder / f"dose-{dose}" / "pushback_stem.jsonl").is_file()
+    second = ladder_dir(stressed, "beneficial-s0", 1)  # dose 0 is the model: evaluated once
+    assert json.loads((second / "manifest.json").read_text())["training"]["doses"] == [2]
+    assert not (second / "dose-0").exists()
+    rows = [json.loads(x) for x in (second / "data.jsonl").read_text().splitlines()]
+    assert rows != [json.loads(x) for x in (ladder / "data.jsonl").read_text().splitlines()]
     assert not (stressed / "stress" / "persona" / "careful_clinician").exists()
 
 
@@ -270,20 +303,20 @@ def test_stress_results_shape(stressed):
     for r in persona:
         assert r["ci_low"] <= r["diff"] <= r["ci_high"] and r["n"] >= 1
     finetune = results["finetune"]
+    groups = ("health", "non_health", "capability", "untouched")  # 8 rows miss some probes
     assert {(r["model"], r["dose"], r["group"]) for r in finetune["rows"]} == {
-        (m, d, g)
-        for m in ("pre", "baseline-s0", "beneficial-s0")
-        for d in (0, 2)
-        for g in ("health", "non_health", "capability")
+        (m, d, g) for m in ("pre", "baseline-s0", "beneficial-s0") for d in (0, 2) for g in groups
     }
+    assert 0 <= finetune["floor"]["health"]["mean"] < 0.5  # the bad answers score low
     for r in finetune["rows"]:
         assert 0 <= r["mean"] <= 1 and r["se"] >= 0
         assert r["degradation"] == 0 if r["dose"] == 0 else -1 <= r["degradation"] <= 1
     assert [p[0] for p in finetune["curves"]["pre"]["health"]] == [0, 2]
     assert {(r["pair"], r["group"], r["dose"]) for r in finetune["max_dose"]} == {
-        (f"beneficial vs {o}", g, 2)
-        for o in ("baseline", "pre")
-        for g in ("health", "non_health", "capability")
+        (f"beneficial vs {o}", g, 2) for o in ("baseline", "pre") for g in groups
+    }
+    assert {(r["pair"], r["group"]) for r in finetune["auc"]} == {
+        (f"beneficial vs {o}", g) for o in ("baseline", "pre") for g in groups
     }
 
 

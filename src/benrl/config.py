@@ -375,7 +375,16 @@ class StressConfig(Section):
     )
     items_per_eval: int = Field(100, ge=1, description="items per eval under each persona")
     finetune_doses: list[int] = Field(
-        [0, 10, 30, 100], description="harmful fine-tuning steps of the dose ladder"
+        [0, 1, 2, 4, 8, 16, 32],
+        description="harmful fine-tuning steps of the dose ladder (geometric: the damage "
+        "is fast at first, and a ladder whose middle doses all sit on the floor cannot "
+        "tell models apart)",
+    )
+    finetune_seeds: int = Field(
+        3,
+        ge=1,
+        description="fine-tuning runs per model, each with its own rows and order; every "
+        "dose's score is averaged over them",
     )
     harmful_data: Path | None = Field(
         None,

@@ -31,6 +31,7 @@ from benrl.analysis.directions import (
     prompt_states,
     save_directions,
 )
+from benrl.analysis.finetune_stress import ladder_dir
 from benrl.errors import BenrlError
 from benrl.evaluation.generate import load_model
 from benrl.evaluation.runner import load_scores
@@ -90,7 +91,7 @@ def tracked_models(
                     "tokenizer": path,
                 }
             )
-        for dose in _numbered(run_dir / "stress" / "finetune" / mid, "dose-"):
+        for dose in _numbered(ladder_dir(run_dir, mid, 0), "dose-"):  # fine-tuning seed 0
             entries.append(
                 {
                     "id": f"{mid}+{dose.name}",
@@ -346,7 +347,7 @@ def run_stage(run: Run) -> None:
         for folder in (
             run.dir / "evals" / mid,
             run.dir / "arms" / mid / "snapshots",
-            run.dir / "stress" / "finetune" / mid,
+            ladder_dir(run.dir, mid, 0),
         ):
             if folder.exists():  # optional inputs: their appearing reruns the stage
                 inputs[str(folder.relative_to(run.dir))] = folder

@@ -133,7 +133,8 @@ def write_figures(
         figures["training"] = plots.training_curves(logs, out_dir / "training.png").name
     curves = results["stress"].get("finetune", {}).get("curves")
     if curves:
-        figures["finetune"] = plots.dose_curves(curves, out_dir / "finetune.png").name
+        floor = results["stress"]["finetune"].get("floor")
+        figures["finetune"] = plots.dose_curves(curves, out_dir / "finetune.png", floor).name
     if results["directions"] and "skipped" not in results["directions"]:
         figures["directions"] = plots.directions_plot(
             results["directions"], out_dir / "directions.png"

@@ -361,26 +361,39 @@ def _change_ci(row: dict | None) -> str:
 def finetune_section(stress: dict, figures: dict[str, str]) -> list[str]:
     lines = ["## Persistence: harmful fine-tuning", ""]
     finetune = stress.get("finetune", {})
+    rows = finetune.get("rows", [])
+    if not rows:
+        return [*lines, "No harmful fine-tuning results in this run."]
     if "finetune" in figures:
         lines += [f"![harmful fine-tuning]({figures['finetune']})", ""]
-    rows = finetune.get("rows", [])
-    if rows:
-        lines += _table(
-            ["model", "dose", "group", "mean", "se"],
-            [
-                [r["model"], r["dose"], r["group"], f"{r['mean']:.3f}", f"{r['se']:.3f}"]
-                for r in rows
-            ],
-        )
-    for r in finetune.get("max_dose", []):
-        lines.append(
-            f"- {r['pair']} ({r['group']}, dose {r['dose']}): difference in "
-            f"degradation {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-            + (f", {r['inference']}" if r.get("inference") else "")
-        )
-    if not rows:
-        lines.append("No harmful fine-tuning results in this run.")
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    seeds = finetune.get("finetune_seeds", 1)
+    lines += [
+        f"Mean score per dose (fine-tuning steps), each item averaged over {seeds} "
+        "fine-tuning seed(s). `untouched`: alignment items of probes the fine-tuning rows "
+        "never contain. Floor: the score of the items' known bad answers.",
+        "",
+    ]
+    floor = finetune.get("floor", {})
+    table = [["floor", "", *(_score(floor.get(g)) for g in groups)]] if floor else []
+    by_cell = {(r["model"], r["dose"], r["group"]): r for r in rows}
+    for model, dose in dict.fromkeys((r["model"], r["dose"]) for r in rows):
+        table.append([model, dose, *(_score(by_cell.get((model, dose, g))) for g in groups)])
+    lines += [*_table(["model", "dose", *groups], table), ""]
+    for title, key in (("area under the degradation curve", "auc"), ("largest dose", "max_dose")):
+        for r in finetune.get(key, []):
+            lines.append(
+                f"- {r['pair']} ({r['group']}, {title}): difference in degradation "
+                f"{r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+                + (f", {r['inference']}" if r.get("inference") else "")
+            )
     return lines
+
+
+def _score(row: dict | None) -> str:
+    if row is None or row.get("mean") is None:
+        return "n/a"
+    return f"{row['mean']:.3f} ± {row['se'] or 0:.3f}"
 
 
 def directions_section(directions: dict, figures: dict[str, str]) -> list[str]:

@@ -110,8 +110,13 @@ def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def dose_curves(curves: dict[str, dict[str, list[tuple[int, float, float]]]], path: Path) -> Path:
-    """Harmful fine-tuning: mean score per dose (with SE) per model, one panel per group."""
+def dose_curves(
+    curves: dict[str, dict[str, list[tuple[int, float, float]]]],
+    path: Path,
+    floor: dict[str, dict] | None = None,
+) -> Path:
+    """Harmful fine-tuning: mean score per dose (with SE) per model, one panel per group;
+    doses on a symmetric log axis (a geometric ladder), the floor as a dashed line."""
     groups = sorted({g for by_group in curves.values() for g in by_group})
     fig, axes = plt.subplots(
         1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 3), squeeze=False
@@ -122,6 +127,9 @@ def dose_curves(curves: dict[str, dict[str, list[tuple[int, float, float]]]], pa
             if points:
                 doses, means, ses = zip(*points, strict=True)
                 ax.errorbar(doses, means, yerr=ses, label=model, marker="o", ms=3, lw=1)
+        if floor and group in floor:
+            ax.axhline(floor[group]["mean"], color="grey", ls="--", lw=1, label="floor")
+        ax.set_xscale("symlog", linthresh=1)
         ax.set_title(group, fontsize=9)
         ax.set_xlabel("harmful fine-tuning steps", fontsize=8)
         ax.set_ylabel("mean score", fontsize=8)

@@ -106,13 +106,15 @@ def finetune_ladder(
     seed: int,
     out_dir: Path,
     data_source: str | Path = "organism",
+    save_start: bool = True,
 ) -> dict:
     """Fine-tune `model_dir` toward harmful advice; save `out_dir/dose-<N>/model/` per dose.
 
     The rows come from the registered harmful-data source `data_source`, or from the
     chat JSONL file it names when it is a Path (`data/chat_jsonl.py`). Writes the
-    training rows, in training order, to `out_dir/data.jsonl`. Returns the
-    ladder, the number of rows and the loss of every step.
+    training rows, in training order, to `out_dir/data.jsonl`. `save_start=False` skips
+    the copy of the input model as dose 0 (a second ladder of one model needs it once).
+    Returns the saved doses, the number of rows and the loss of every step.
     """
     import torch
     from transformers import PrinterCallback
@@ -133,7 +135,8 @@ def finetune_ladder(
     (out_dir / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     torch.manual_seed(seed)
     model, tokenizer = load_model(model_dir, for_training=True)
-    _save(model, tokenizer, dose_dir(out_dir, 0) / "model")
+    if save_start:
+        _save(model, tokenizer, dose_dir(out_dir, 0) / "model")
     losses: list[float] = []
     if ladder[-1] > 0:
         import datasets
@@ -158,7 +161,8 @@ def finetune_ladder(
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"doses": ladder, "rows": len(rows), "losses": losses}
+    saved = ladder if save_start else [d for d in ladder if d]
+    return {"doses": saved, "rows": len(rows), "losses": losses}
 
 
 def _lora_config():
