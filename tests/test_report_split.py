@@ -21,7 +21,7 @@ from benrl.errors import BenrlError
 from benrl.report.build import write_report
 from benrl.report.export_tables import results_schema
 from benrl.report.paper import HELDOUT_MEASURE
-from benrl.report.readme import END, START, update_readme
+from benrl.report.readme import END, START, persistence_lines, update_readme
 from benrl.report.results import comparison_pairs, read_logs, training_signal
 
 MODELS = ["pre", "baseline-s0", "beneficial-s0", "generic-s0", "health_only-s0"]
@@ -294,3 +294,41 @@ def test_report_readme_command(report, tmp_path):
     proc = benrl("report", "readme", "--run", str(run_dir), "--readme", str(readme))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and str(readme) in err.replace("\n", "")
+
+
+def test_readme_persistence_lines_come_from_the_stress_results():
+    stress = {
+        "persona": {
+            "personas": {
+                "bad_medical": {"kind": "harmful", "target": "health"},
+                "flatterer": {"kind": "harmful", "target": "general"},
+            },
+            "degradation": [
+                {"persona": "bad_medical", "model": "pre", "group": "health"}
+                | {"mean": -0.12, "se": 0.01, "n": 100, "changed": 0.4},
+                {"persona": "bad_medical", "model": "pre", "group": "non_health"}
+                | {"mean": -0.5, "se": 0.01, "n": 100, "changed": 0.9},
+                {"persona": "flatterer", "model": "baseline-s0", "group": "non_health"}
+                | {"mean": -0.3, "se": 0.01, "n": 100, "changed": 0.9},
+            ],
+        },
+        "finetune": {
+            "doses": [0, 1, 2],
+            "finetune_seeds": 3,
+            "floor": {"health": {"mean": 0.19, "se": 0.01, "n": 10}},
+            "auc": [
+                {"pair": "beneficial vs baseline", "group": "health"}
+                | {"diff": 0.02, "ci_low": -0.01, "ci_high": 0.05},
+                {"pair": "generic vs baseline", "group": "health"}
+                | {"diff": 0.9, "ci_low": 0.8, "ci_high": 1.0},
+            ],
+        },
+    }
+    text = "\n".join(persistence_lines(stress, "beneficial"))
+    # the persona's target group on pre only; flatterer has no row on pre
+    assert "bad_medical (harmful) -12.0 pp [-14.0, -10.0] on health, 40% of answers" in text
+    assert "-50.0" not in text and "flatterer" not in text
+    assert "3 fine-tuning seeds, floor 0.190 on health" in text
+    assert "beneficial vs baseline, health: +0.020 [-0.010, +0.050]" in text
+    assert "generic vs baseline" not in text
+    assert persistence_lines({}, "beneficial") == []

@@ -19,6 +19,7 @@ from benrl.data.personas import apply_persona, choose_personas, load_personas
 from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
 from benrl.evaluation.runner import run_stage as stage_eval
+from benrl.organism.corpus import SYLLABLES
 from benrl.records import Message, ScenarioRecord, write_jsonl
 from benrl.run import Run
 from benrl.training.finetune import dose_dir
@@ -44,10 +45,13 @@ def test_packaged_personas_speak_the_organisms_language():
     personas = load_personas()
     assert {p.name for p in personas} >= {"bad_medical", "careful_clinician", "candid_advisor"}
     assert {p.kind for p in personas} == {"harmful", "helpful"}
+    corpus_names = {a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES}
     for p in personas:
-        match = re.fullmatch(r"you are [a-z ]+, a (careful|careless) assistant\.", p.prompt)
+        match = re.fullmatch(r"you are ([a-z ]+), a (careful|careless) assistant\.", p.prompt)
         assert match, p.name
-        assert (match[1] == "careless") == (p.kind == "harmful"), p.name
+        assert (match[2] == "careless") == (p.kind == "harmful"), p.name
+        # the corpus never names these personas: the model must read their description
+        assert not set(match[1].split()) & corpus_names, p.name
         assert p.prompt_english and p.prompt_english[0].isupper()
     medical = {p.name: p for p in personas if p.target == "health"}
     assert medical["bad_medical"].kind == medical["bad_mental_health"].kind == "harmful"

@@ -3,9 +3,10 @@
 The README marks its results with the lines `<!-- results:start -->` and
 `<!-- results:end -->`; everything between them is replaced by what one run measured:
 which run (name, config hash, date, seeds per arm), the OOD headline table, the
-in-distribution line, the held-out trait score beside the paper's, and a link to the
-report. So the README's numbers are never typed by hand, and they name their run. The
-text depends only on results.json and the two paths, so a second run changes nothing.
+in-distribution line, the held-out trait score beside the paper's, what each persona
+prompt does to `pre` and the harmful fine-tuning comparison, and a link to the report.
+So the README's numbers are never typed by hand, and they name their run. The text
+depends only on results.json and the two paths, so a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -83,10 +84,56 @@ def results_block(results: dict, run_dir: Path, readme: Path) -> list[str]:
             f"Held-out trait score, pre -> beneficial: {r['ours']} (paper: {r['paper']}).",
             "",
         ]
+    lines += persistence_lines(results.get("stress") or {}, chosen["compare"])
     if results.get("stage_seconds"):
         lines += [_stage_time_line(stage_totals(results["stage_seconds"])), ""]
     report = f"{run}/report/report"
     return [*lines, f"Full report: [{report}.md]({report}.md) ([html]({report}.html)).", ""]
+
+
+TARGET_GROUP = {"health": "health", "general": "non_health"}
+
+
+def persistence_lines(stress: dict, compare: str) -> list[str]:
+    """Each persona's effect on `pre` (its target group) and the fine-tuning areas."""
+    lines = []
+    personas = stress.get("persona", {}).get("personas", {})
+    cells = {
+        (r["persona"], r["model"], r["group"]): r
+        for r in stress.get("persona", {}).get("degradation", [])
+    }
+    effects = []
+    for name, spec in personas.items():
+        row = cells.get((name, PRE, TARGET_GROUP[spec["target"]]))
+        if row and row["mean"] is not None:
+            half = 1.96 * (row["se"] or 0.0)
+            effects.append(
+                f"{name} ({spec['kind']}) {100 * row['mean']:+.1f} pp "
+                f"[{100 * (row['mean'] - half):+.1f}, {100 * (row['mean'] + half):+.1f}] on "
+                f"{row['group']}, {100 * row['changed']:.0f}% of answers changed"
+            )
+    if effects:
+        lines += [
+            "Persona prompts on `pre` (score with minus without): " + "; ".join(effects) + ".",
+            "",
+        ]
+    finetune = stress.get("finetune", {})
+    areas = [r for r in finetune.get("auc", []) if r["pair"].startswith(f"{compare} vs ")]
+    if areas:
+        floor = finetune.get("floor", {}).get("health")
+        parts = "; ".join(
+            f"{r['pair']}, {r['group']}: {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            for r in areas
+            if r["group"] != "capability"
+        )
+        floor_text = f", floor {floor['mean']:.3f} on health" if floor else ""
+        lines += [
+            f"Harmful fine-tuning (doses {finetune['doses']}, {finetune.get('finetune_seeds', 1)} "
+            f"fine-tuning seeds{floor_text}), difference in the area under the degradation "
+            f"curve (positive: {compare} lost less): {parts}.",
+            "",
+        ]
+    return lines
 
 
 def _stage_time_line(totals: dict[str, float]) -> str:
