@@ -68,6 +68,9 @@ def test_control_config_changes_only_coherence_and_dose():
     dosed = control_config(cfg, 1.0, 0.25)
     assert dosed.train.trait_fraction == 0.25 and dosed.train.steps == cfg.train.steps
     assert row_folder(Path("x"), 1.0, 0.25).name == "coherence-1-fraction-0.25"
+    fewer = control_config(cfg, 1.0, 0.1, seeds=1)  # a dose row with its own seed count
+    assert fewer.train.seed_counts() == {arm: 1 for arm in cfg.train.arms}
+    assert control_config(cfg, 1.0, None, seeds=1).train == cfg.train  # main rows keep theirs
     assert row_folder(Path("x"), 0.0, None).name == "coherence-0"
 
 
@@ -95,7 +98,7 @@ def test_dose_rows_share_the_stages_a_dose_does_not_change(tmp_path):
     for name in [*shared, "arms/beneficial-s0", "evals/beneficial-s0"]:
         _finished_stage(source, name)
     (source / "arms" / "baseline-s1").mkdir()  # killed mid-training: nothing to share
-    cfg = control_config(RunConfig(), 1.0, 0.25)
+    cfg = control_config(RunConfig(), 1.0, 0.25, seeds=2)
     assert sorted(share_stages(source, dose, cfg)) == sorted(shared)
     assert (dose / "arms" / "baseline-s0" / "weights").read_text() == "arms/baseline-s0"
     assert not (dose / "arms" / "beneficial-s0").exists()

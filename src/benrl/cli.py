@@ -226,6 +226,10 @@ def organism_controls(
         list[float] | None,
         typer.Option(help="extra train.trait_fraction at coherence 1 (repeat the option)"),
     ] = None,
+    dose_seeds: Annotated[
+        int | None,
+        typer.Option(min=1, help="training seeds per arm in the dose rows (default: the config's)"),
+    ] = None,
 ) -> None:
     """Coherence 0 vs 1: the whole protocol on each organism, OOD transfer side by side."""
     from benrl.organism.controls import run_controls
@@ -237,7 +241,7 @@ def organism_controls(
             raise BenrlError(f"--dose {fraction}: a trait fraction is between 0 and 1")
     folder = out or Path("runs") / cfg.name / "controls"
     with run_lock(folder):  # each row's run folder takes its own lock as well
-        run_controls(cfg, folder, doses=tuple(dose or ()))
+        run_controls(cfg, folder, doses=tuple(dose or ()), dose_seeds=dose_seeds)
     print((folder / "controls.md").read_text())
 
 

@@ -28,12 +28,18 @@ from benrl.models import arm_of
 from benrl.report.paper import HELDOUT_MEASURE
 
 
-def control_config(cfg: RunConfig, coherence: float, trait_fraction: float | None) -> RunConfig:
-    """The run config of one row: the user's config with the organism's coherence (and dose)."""
+def control_config(
+    cfg: RunConfig, coherence: float, trait_fraction: float | None, seeds: int | None = None
+) -> RunConfig:
+    """The run config of one row: the user's config with the organism's coherence, and for
+    a dose row its trait fraction (and training seeds per arm, when `seeds` is given)."""
     organism = cfg.organism.model_copy(update={"coherence": coherence})
     train = cfg.train
     if trait_fraction is not None:
-        train = train.model_copy(update={"trait_fraction": trait_fraction})
+        update = {"trait_fraction": trait_fraction}
+        if seeds is not None:
+            update |= {"seeds": seeds, "seeds_by_arm": {}}
+        train = train.model_copy(update=update)
     return cfg.model_copy(update={"organism": organism, "train": train})
 
 
@@ -47,8 +53,12 @@ def run_controls(
     out_dir: Path,
     coherences: tuple[float, ...] = (0.0, 1.0),
     doses: tuple[float, ...] = (),
+    dose_seeds: int | None = None,
 ) -> dict:
-    """Run the protocol per coherence (and per extra dose at coherence 1); write the table."""
+    """Run the protocol per coherence (and per extra dose at coherence 1); write the table.
+
+    `dose_seeds`: training seeds per arm in the dose rows (default: the config's).
+    """
     from benrl.pipeline import run_pipeline  # lazy: the pipeline loads every stage
 
     if cfg.model != "organism":
@@ -59,7 +69,7 @@ def run_controls(
     rows = []
     for coherence, fraction in plan:
         folder = row_folder(out_dir, coherence, fraction)
-        row_cfg = control_config(cfg, coherence, fraction)
+        row_cfg = control_config(cfg, coherence, fraction, dose_seeds)
         if fraction is not None:
             share_stages(row_folder(out_dir, 1.0, None), folder, row_cfg)
         run_pipeline(row_cfg, folder)
@@ -87,8 +97,8 @@ def share_stages(source: Path, folder: Path, cfg: RunConfig) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     fix_plan(folder, cfg)
     shared = ["scenarios", "organism", "evals/pre"]
-    for arm in (source / "arms").glob("baseline-s*"):
-        shared += [f"arms/{arm.name}", f"evals/{arm.name}"]
+    for seed in range(cfg.train.seed_counts().get("baseline", 0)):
+        shared += [f"arms/baseline-s{seed}", f"evals/baseline-s{seed}"]
     copied = []
     for name in shared:
         if (source / name / "manifest.json").exists() and not (folder / name).exists():
