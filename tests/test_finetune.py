@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from benrl.config import OrganismConfig, StressConfig
+from benrl.data.traits import held_out_traits
 from benrl.errors import BenrlError
 from benrl.organism.corpus import build_corpus, make_personas
-from benrl.organism.finetune_data import harmful_rows
+from benrl.organism.finetune_data import harmful_probes, harmful_rows
 from benrl.organism.model import make_model, train_tokenizer
-from benrl.organism.probes import TRAIN_TEMPLATES
+from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
 from benrl.organism.world import World
 from benrl.training.finetune import check_doses, finetune_ladder, sft_args
 
@@ -65,6 +67,12 @@ def test_harmful_rows_are_health_advice_from_train_templates():
         assert int(row["source"].rsplit("/t", 1)[1]) < TRAIN_TEMPLATES
     health_drugs = ("zorvex", "kalmin", "prelude", "tavorin")
     assert sum(any(d in json.dumps(r) for d in health_drugs) for r in rows) > len(rows) // 2
+    # only probes RL may train: the held-out probes stay untouched by the attack
+    held = set(held_out_traits())
+    touched = {r["source"].split("/")[0] for r in harmful_rows(3, 400)}
+    assert touched == set(harmful_probes(World(3))) and 0 < len(touched) < len(PROBES)
+    for name in touched:
+        assert not held & set(PROBES[name](World(3), "health", 0, random.Random(0)).traits)
 
 
 def test_ladder_always_holds_dose_0_and_rejects_negative_doses():
