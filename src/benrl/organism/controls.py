@@ -173,7 +173,7 @@ def controls_markdown(result: dict) -> str:
         "trained tokens, beneficial / baseline | seeds |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in result["rows"]:
+    for r in sorted(result["rows"], key=lambda r: (r["coherence"], r["trait_fraction"])):
         seeds = ", ".join(f"{arm} {s['n_seeds']}" for arm, s in r["seeds"].items())
         lines.append(
             f"| {r['coherence']:g} | {r['trait_fraction']:g} | {_shift(r['in_context_persona'])} "
