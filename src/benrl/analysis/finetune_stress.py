@@ -41,6 +41,7 @@ from benrl.analysis.degradation import (
     in_group,
     mean_se,
 )
+from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import RunnerOptions, load_scores, run_evals
 from benrl.records import ScenarioRecord, read_jsonl
 from benrl.run import Run, console
@@ -130,8 +131,6 @@ def probe_of_row(row: dict) -> str:
 
 def floor_scores(items: Items, options: RunnerOptions, extra: dict[str, set[ItemKey]]) -> dict:
     """Per group: the mean judge score of the items' known bad answers (`reference.bad`)."""
-    from benrl.evaluation.registry import registered_evals
-
     evals = registered_evals()
     judges = options.judges()
     jobs = [
