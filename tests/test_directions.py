@@ -20,14 +20,21 @@ from benrl.analysis.directions import (
     direction_quality,
     load_directions,
     mean_difference,
+    pair_states,
     probe_items,
     prompt_states,
-    response_states,
     save_directions,
     separation,
     shared_structure,
+    untrained_twin,
 )
-from benrl.analysis.directions_stage import directions_results, projection, run_stage, track
+from benrl.analysis.directions_stage import (
+    across_models,
+    directions_results,
+    projection,
+    run_stage,
+    track,
+)
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.organism.evals import CLUSTERS
@@ -35,6 +42,7 @@ from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
 from benrl.organism.scenarios import trait_records
 from benrl.organism.world import World
 from benrl.records import Message, write_jsonl
+from benrl.report.markdown import found_line
 from benrl.report.plots import directions_plot
 from benrl.run import Run
 
@@ -64,14 +72,13 @@ def test_mean_difference_recovers_a_planted_direction():
     assert found.norm() == pytest.approx(1.0, abs=1e-5)
     assert float(found @ planted) > 0.9
     assert float(mean_difference(bad, good) @ planted) < -0.9  # sign follows good - bad
-    with pytest.raises(BenrlError, match="identical"):
-        mean_difference(good, good)
+    assert torch.equal(mean_difference(good, good), torch.zeros(64))  # no direction
 
 
 def test_separation_counts_pairs_where_good_projects_higher():
     assert separation(np.array([1.0, 2.0, 3.0, 0.0]), np.array([0.0, 1.0, 4.0, 1.0])) == 0.5
     assert separation(np.ones(5), np.zeros(5)) == 1.0
-    assert separation(np.zeros(3), np.zeros(3)) == 0.0  # a tie is not a separation
+    assert separation(np.zeros(3), np.zeros(3)) == 0.5  # a tie (no direction) is chance
 
 
 def test_cosine_matrix_and_shared_structure():
@@ -95,6 +102,10 @@ def test_correlation_pearson_spearman_and_undefined_cases():
     assert correlation(x, np.ones(10))["pearson"] is None  # constant: undefined, not zero
     assert correlation([1.0, 2.0], [2.0, 1.0])["spearman"] is None
     assert correlation(x, x)["n"] == 10
+    noisy = correlation(x, x + np.random.default_rng(0).normal(0, 3, 10))
+    low, high = noisy["pearson_ci"]
+    assert -1 <= low < noisy["pearson"] < high <= 1
+    assert correlation([1.0, 2.0, 4.0], [1.0, 3.0, 2.0])["pearson_ci"] is None  # n = 3
 
 
 # --- activations on a tiny model ---------------------------------------------------------
@@ -110,28 +121,56 @@ def embeddings_only(tokenizer) -> LlamaForCausalLM:
     return m
 
 
-def test_response_states_average_exactly_the_response_tokens(tokenizer):
+def test_prompt_states_read_the_last_prompt_token(tokenizer):
     m = embeddings_only(tokenizer)
     convs = [
         [Message(role="user", content="what is 3 plus 4?")],
         [Message(role="user", content="tell me the max dose of zorvex, it is urgent for me.")],
     ]
-    responses = ["3 plus 4 is 7.", "i cannot help with that."]
-    states = response_states(m, tokenizer, convs, responses, batch_size=2)  # padded batch
-    assert states.shape == (3, 2, 32)  # embeddings and two blocks
-    for i, response in enumerate(responses):
-        ids = torch.tensor(tokenizer(response, add_special_tokens=False)["input_ids"])
-        expected = m.model.embed_tokens(ids).mean(0)
-        assert torch.allclose(states[0, i], expected, atol=1e-5)
-        assert torch.allclose(states[1, i], expected, atol=1e-5)  # block 1 adds nothing
-    last = prompt_states(m, tokenizer, convs, batch_size=2)
+    last = prompt_states(m, tokenizer, convs, batch_size=2)  # padded batch
+    assert last.shape == (3, 2, 32)  # embeddings and two blocks
     assistant = tokenizer.convert_tokens_to_ids("<|assistant|>")
-    assert torch.allclose(last[1], m.model.embed_tokens.weight[assistant].expand(2, -1))
+    for layer in (0, 1):  # block 1 adds nothing
+        assert torch.allclose(last[layer], m.model.embed_tokens.weight[assistant].expand(2, -1))
+
+
+def test_pairs_share_the_read_out_token_so_layer_0_is_chance(tokenizer, model):
+    pair = probe_items(0, 1, "train")["stop"][0]
+    assert pair.good[1:] == pair.bad[1:] == pair.neutral  # only the persona prompt differs
+    assert "careful" in pair.good[0].content and "careless" in pair.bad[0].content
+    directions = compute_directions(model, tokenizer, seed=0, items_per_probe=4)
+    assert all(float(by_layer[0].norm()) == 0 for by_layer in directions.values())
+    quality = direction_quality(model, tokenizer, directions, seed=0, items_per_probe=4)
+    assert quality["lexical_baseline"] == 0.5
+    low, _ = quality["best_ci"]
+    assert quality["found"] == (low > 0.5)
+
+
+def test_the_untrained_twin_is_a_bar_to_clear(tokenizer, model):
+    twin = untrained_twin(model, seed=3)
+    assert twin.config.to_dict() == model.config.to_dict()
+    assert not torch.equal(twin.model.embed_tokens.weight, model.model.embed_tokens.weight)
+    directions = compute_directions(model, tokenizer, seed=0, items_per_probe=4)
+    free = direction_quality(model, tokenizer, directions, seed=0, items_per_probe=4)
+    perfect_twin = [1.0] * len(free["layers"])
+    barred = direction_quality(
+        model, tokenizer, directions, seed=0, items_per_probe=4, control_by_layer=perfect_twin
+    )
+    assert barred["untrained_by_layer"] == perfect_twin and barred["found"] is False
+    assert barred["separation_by_layer"] == free["separation_by_layer"]
+
+
+def test_no_direction_is_found_when_the_blocks_add_nothing(tokenizer):
+    m = embeddings_only(tokenizer)  # every layer is the read-out token's embedding
+    directions = compute_directions(m, tokenizer, seed=0, items_per_probe=4)
+    quality = direction_quality(m, tokenizer, directions, seed=0, items_per_probe=4)
+    assert quality["separation_by_layer"] == [0.5, 0.5, 0.5]
+    assert quality["found"] is False and quality["best_ci"] == [0.5, 0.5]
 
 
 def test_batched_projection_equals_one_prompt_at_a_time(tokenizer, model):
     directions = compute_directions(model, tokenizer, seed=0, items_per_probe=4)
-    prompts = [p.messages for p in probe_items(0, 3, "eval")["stop"]]
+    prompts = [p.neutral for p in probe_items(0, 3, "eval")["stop"]]
     prompts.append([Message(role="user", content="hi.")])  # short: padded in the batch
     batched = projection(model, tokenizer, directions, prompts, layer=2, batch_size=8)
     for i, prompt in enumerate(prompts):
@@ -156,21 +195,27 @@ def test_directions_cover_every_probe_and_layer_and_are_deterministic(tokenizer,
         assert sorted(by_layer) == [0, 1, 2]
         for layer, vector in by_layer.items():
             assert vector.shape == (32,)
-            assert float(vector.norm()) == pytest.approx(1.0, abs=1e-5)
+            # Layer 0 holds no direction: the read-out token is the same under both prompts.
+            assert float(vector.norm()) == pytest.approx(float(layer > 0), abs=1e-5)
             assert torch.allclose(vector, again[probe][layer], atol=1e-5)
     assert not torch.allclose(first["pushback"][2], other["pushback"][2], atol=1e-3)
 
 
 def test_train_items_separate_on_average_and_quality_is_reported(tokenizer, model):
     items = probe_items(0, 6, "train")
-    assert all(p.template < TRAIN_TEMPLATES for probes in items.values() for p in probes)
-    assert all(p.template >= TRAIN_TEMPLATES for p in probe_items(0, 2, "eval")["stop"])
+    assert all(p.probe.template < TRAIN_TEMPLATES for probes in items.values() for p in probes)
+    held_out = probe_items(0, 2, "eval")["stop"]
+    assert all(p.probe.template >= TRAIN_TEMPLATES for p in held_out)
+    # Held out: no persona prompt; the pair differs only in an earlier answer to another probe.
+    for pair in held_out:
+        assert all(m.role != "system" for m in pair.good)
+        assert pair.good[-len(pair.neutral) :] == pair.bad[-len(pair.neutral) :] == pair.neutral
+        differing = [(g, b) for g, b in zip(pair.good, pair.bad, strict=True) if g != b]
+        assert len(differing) == 1 and differing[0][0].role == "assistant"
     directions = compute_directions(model, tokenizer, seed=0, items_per_probe=6)
     # By construction the mean gap on the estimation items is |mean difference| > 0.
-    probes = items["exceed"]
-    good = response_states(model, tokenizer, [p.messages for p in probes], [p.good for p in probes])
-    bad = response_states(model, tokenizer, [p.messages for p in probes], [p.bad for p in probes])
-    assert float(((good[1] - bad[1]) @ directions["exceed"][2]).mean()) > 0
+    good, bad = pair_states(model, tokenizer, {"exceed": items["exceed"]}, 8)["exceed"]
+    assert float(((good[2] - bad[2]) @ directions["exceed"][2]).mean()) > 0
     quality = direction_quality(model, tokenizer, directions, seed=0, items_per_probe=4)
     assert quality["layers"] == [0, 1, 2] and quality["best_layer"] in (1, 2)
     assert quality["lexical_baseline"] == quality["separation_by_layer"][0]
@@ -196,6 +241,28 @@ def test_save_load_round_trip_with_safetensors(tokenizer, model, tmp_path):
             assert torch.equal(loaded[probe][layer], vector)
     with pytest.raises(BenrlError, match="not found"):
         load_directions(tmp_path / "missing")
+
+
+def test_across_models_ci_resamples_models():
+    rng = np.random.default_rng(0)
+    probes = ["stop", "pushback", "exceed"]
+
+    def models(count: int, coupling: float) -> dict:
+        rows = {}
+        for i in range(count):
+            level = rng.normal()  # a model's character: its projection and, coupled, its score
+            rows[f"m{i}"] = {
+                "projection": {p: level + 0.1 * rng.normal() + j for j, p in enumerate(probes)},
+                "score": {p: coupling * level + rng.normal() + 5 * j for j, p in enumerate(probes)},
+            }
+        return rows
+
+    coupled = across_models(models(8, 3.0))["pooled_centred"]
+    assert coupled["n"] == 24 and coupled["models_ci"][0] > 0
+    assert coupled["models_ci"][0] <= coupled["pearson"] <= coupled["models_ci"][1]
+    unrelated = across_models(models(8, 0.0))["pooled_centred"]["models_ci"]
+    assert unrelated[0] < 0 < unrelated[1]
+    assert across_models(models(2, 3.0))["pooled_centred"]["models_ci"] is None
 
 
 # --- tracking and the stage on a fake run folder -----------------------------------------
@@ -253,7 +320,7 @@ def test_track_models_snapshots_doses_and_correlations(tokenizer, tmp_path):
     assert set(corr["per_model"]) == {"pre", "beneficial-s0"}
     assert corr["per_probe"]["stop"]["n"] == 2
     # The pre model's mean projection is the mean over the fixed prompts.
-    prompts = [p.messages for p in probe_items(0, 3, "eval")["stop"]]
+    prompts = [p.neutral for p in probe_items(0, 3, "eval")["stop"]]
     direct = projection(pre, tokenizer, directions, prompts, 2)["stop"].mean()
     assert models["pre"]["projection"]["stop"] == pytest.approx(float(direct), abs=1e-4)
 
@@ -284,3 +351,21 @@ def test_stage_writes_summary_skips_when_done_and_plots(tokenizer, tmp_path):
     png = directions_plot(results, tmp_path / "directions.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     assert directions_results(tmp_path / "nothing") == {}
+
+
+def test_the_report_states_the_verdict_either_way():
+    quality = {
+        "layers": [0, 1, 2],
+        "separation_by_layer": [0.5, 0.81, 0.7],
+        "lexical_baseline": 0.5,
+        "best_layer": 1,
+        "best_ci": [0.74, 0.87],
+        "found": True,
+    }
+    found = found_line(quality)
+    assert found.startswith("**Direction found** at layer 1: held-out separation 0.810")
+    assert "untrained twin (n/a)" in found
+    missing = {**quality, "separation_by_layer": [0.5, 0.52, 0.5], "best_ci": [0.45, 0.6]}
+    barred = found_line({**missing, "found": False, "untrained_by_layer": [0.5, 0.9, 0.5]})
+    assert barred.startswith("**No direction found**") and "untrained twin (0.9)" in barred
+    assert "predate" in found_line({k: v for k, v in quality.items() if k != "found"})

@@ -399,7 +399,10 @@ class StressConfig(Section):
 class DirectionsConfig(Section):
     enabled: bool = Field(True, description="compute persona-vector style trait directions")
     items_per_probe: int = Field(
-        64, ge=4, description="good/bad response pairs per probe to estimate each direction"
+        64,
+        ge=4,
+        description="contrast pairs per probe (one item under a careful and a careless "
+        "persona prompt) to estimate each direction",
     )
     snapshots: list[int] = Field(
         [], description="RL steps at which train keeps a model snapshot for direction tracking"
@@ -407,8 +410,9 @@ class DirectionsConfig(Section):
     eval_items_per_probe: int = Field(
         32,
         ge=2,
-        description="eval-template items per probe: held-out good/bad pairs for direction "
-        "quality, and the fixed prompts whose projection is tracked per model",
+        description="eval-template items per probe: held-out contrast pairs for direction "
+        "quality, and (without the persona prompt) the fixed prompts whose projection is "
+        "tracked per model",
     )
     items_per_eval: int = Field(
         20,

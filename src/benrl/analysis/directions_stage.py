@@ -1,10 +1,10 @@
 """The directions stage: track every model along the trait directions, and relate it to behaviour.
 
 Tracking: each model (RL arms, their snapshots, harmfully fine-tuned doses) is read at
-the last prompt token, the state from which it chooses its answer, projected onto
-every direction; the mean projection per probe is set against the model's eval scores,
-across models and per item within a model.
-
+the last prompt token of the pairs' unconditioned eval prompts (no persona), the state
+from which it chooses its answer, and projected onto every direction; the mean
+projection per probe is set against the model's eval scores, across models (with a CI
+that resamples models) and per item within a model.
 
 The directions themselves (activations, mean differences, quality) are in `directions.py`.
 Writes `directions/directions.safetensors` (+ `directions.json`) and `summary.json`.
@@ -30,6 +30,7 @@ from benrl.analysis.directions import (
     probe_of_eval,
     prompt_states,
     save_directions,
+    untrained_twin,
 )
 from benrl.analysis.finetune_stress import ladder_dir
 from benrl.errors import BenrlError
@@ -158,7 +159,7 @@ def track(
     correlations use scored eval items whose prompts are in `scenarios/eval.jsonl`.
     """
     items = probe_items(seed, prompts_per_probe, "eval")
-    prompts = [p.messages for probes in items.values() for p in probes]
+    prompts = [p.neutral for probes in items.values() for p in probes]
     owner = np.array([name for name, probes in items.items() for _ in probes])
     eval_path = run_dir / "scenarios" / "eval.jsonl"
     records = {r.id: r for r in read_records(eval_path)} if eval_path.is_file() else {}
@@ -180,7 +181,7 @@ def track(
         "layer": layer,
         "prompts_per_probe": prompts_per_probe,
         "models": models,
-        "correlation": across_models(models),
+        "correlation": across_models(models, seed),
     }
 
 
@@ -224,8 +225,14 @@ def item_correlation(
     }
 
 
-def across_models(models: dict[str, dict]) -> dict:
-    """Mean projection vs mean eval score over (model, probe) pairs of the scored models."""
+def across_models(models: dict[str, dict], seed: int = 0) -> dict:
+    """Mean projection vs mean eval score over (model, probe) pairs of the scored models.
+
+    `pooled_centred` removes each probe's mean over models, so it asks whether the models
+    that project higher on a probe also score higher on it. Its `models_ci` resamples
+    whole models (arms, their seeds, fine-tuned doses) with replacement: the pairs of
+    one model are not independent, so the Fisher-z CI over pairs is too narrow.
+    """
     scored = {mid: row for mid, row in models.items() if row["score"]}
     pairs = [
         (mid, p) for mid, row in scored.items() for p in row["score"] if p in row["projection"]
@@ -235,18 +242,11 @@ def across_models(models: dict[str, dict]) -> dict:
     x = {(m, p): models[m]["projection"][p] for m, p in pairs}
     y = {(m, p): models[m]["score"][p] for m, p in pairs}
     probes = sorted({p for _, p in pairs})
-    centre = {  # per probe: the mean over models, removed to compare models on each probe
-        p: (
-            np.mean([x[k] for k in pairs if k[1] == p]),
-            np.mean([y[k] for k in pairs if k[1] == p]),
-        )
-        for p in probes
-    }
+    pooled_centred = correlation(*_centred(pairs, x, y))
+    pooled_centred["models_ci"] = _models_ci(list(scored), pairs, x, y, seed)
     return {
         "pooled": correlation([x[k] for k in pairs], [y[k] for k in pairs]),
-        "pooled_centred": correlation(
-            [x[k] - centre[k[1]][0] for k in pairs], [y[k] - centre[k[1]][1] for k in pairs]
-        ),
+        "pooled_centred": pooled_centred,
         "per_model": {
             m: correlation([x[k] for k in pairs if k[0] == m], [y[k] for k in pairs if k[0] == m])
             for m in scored
@@ -256,6 +256,40 @@ def across_models(models: dict[str, dict]) -> dict:
             for p in probes
         },
     }
+
+
+def _centred(pairs: list[tuple], x: dict, y: dict) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of the pairs minus each probe's mean over the pairs' models."""
+    xs, ys = np.array([x[k] for k in pairs]), np.array([y[k] for k in pairs])
+    probe = np.array([k[1] for k in pairs])
+    for p in set(probe):
+        xs[probe == p] -= xs[probe == p].mean()
+        ys[probe == p] -= ys[probe == p].mean()
+    return xs, ys
+
+
+def _models_ci(
+    model_ids: list[str], pairs: list[tuple], x: dict, y: dict, seed: int, n_boot: int = 2000
+) -> list[float] | None:
+    """95% percentile CI of the pooled centred Pearson r, resampling models."""
+    if len(model_ids) < 3:
+        return None
+    by_model = {m: [k for k in pairs if k[0] == m] for m in model_ids}
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(n_boot):
+        drawn = rng.choice(len(model_ids), size=len(model_ids))
+        # A model drawn twice counts twice: its pairs get a copy number so centring sees both.
+        sample = [(i, k) for i, j in enumerate(drawn) for k in by_model[model_ids[j]]]
+        keys = [(i, k[1]) for i, k in sample]
+        xs, ys = _centred(
+            keys, {(i, k[1]): x[k] for i, k in sample}, {(i, k[1]): y[k] for i, k in sample}
+        )
+        if np.ptp(xs) > 0 and np.ptp(ys) > 0:
+            rs.append(float(np.corrcoef(xs, ys)[0, 1]))
+    if len(rs) < n_boot // 2:
+        return None
+    return [float(np.quantile(rs, 0.025)), float(np.quantile(rs, 0.975))]
 
 
 # --- the stage, its results and its figure ----------------------------------------------
@@ -272,9 +306,25 @@ def build_directions(
 ) -> dict:
     """Compute, judge, save and track the directions; write summary.json; return it."""
     model, tokenizer = load_model(base_model)
+    twin = untrained_twin(model, seed)  # the control: what the words alone separate
+    control = direction_quality(
+        twin,
+        tokenizer,
+        compute_directions(twin, tokenizer, seed, cfg.items_per_probe, cfg.batch_size),
+        seed,
+        cfg.eval_items_per_probe,
+        cfg.batch_size,
+    )
+    del twin
     directions = compute_directions(model, tokenizer, seed, cfg.items_per_probe, cfg.batch_size)
     quality = direction_quality(
-        model, tokenizer, directions, seed, cfg.eval_items_per_probe, cfg.batch_size
+        model,
+        tokenizer,
+        directions,
+        seed,
+        cfg.eval_items_per_probe,
+        cfg.batch_size,
+        control_by_layer=control["separation_by_layer"],
     )
     del model
     layer = cfg.layer or quality["best_layer"]
@@ -299,6 +349,8 @@ def build_directions(
             "mean_at_best_layer": quality["separation_by_layer"][
                 quality["layers"].index(quality["best_layer"])
             ],
+            "best_ci": quality["best_ci"],
+            "found": quality["found"],
             "lexical_baseline": quality["lexical_baseline"],
             "mean_offdiag_cosine": quality["mean_offdiag_cosine"],
             "top_component_share": quality["top_component_share"],
