@@ -1,13 +1,17 @@
-"""Benchmark: benrl's GRPO arm vs a bare TRL GRPOTrainer on the same model and batch.
+"""Benchmark: benrl's GRPO arm vs bare TRL GRPOTrainers on the same model and data.
 
     python benchmarks/bench_train.py RUN_DIR [STEPS]
 
 RUN_DIR is a finished run folder (its organism and scenarios are used). Measures, in one
-process so both sides see the same machine load:
+process so every side sees the same machine load:
 
 - seconds per GRPO step of `benrl.train.train_arm` (mixture, judges, logging callbacks)
   against a bare `GRPOTrainer` with the same GRPOConfig and a trivial reward, both
   timed from model load to saved model (goal: ratio <= 1.1);
+- seconds per trained prompt of `train_arm` against a bare `GRPOTrainer` with TRL's
+  default settings (only the task's shape set: 8 generations of at most
+  `max_completion_length` tokens; TRL's batch of 8 completions, activation
+  checkpointing, ...) on the same rows (issue 16's goal: ratio <= 0.25);
 - rollout tokens/s of TRL's generation inside the step (completion tokens / step time
   is not generation alone, so we time `benrl.generate.generate` and a bare batched
   `model.generate` with KV cache on the same prompts instead; goal: ratio >= 0.5).
@@ -41,19 +45,47 @@ def bare_grpo_seconds(cfg, model_dir: Path, rows, out: Path) -> float:
     started = time.perf_counter()
     model, tokenizer = load_model(model_dir)
 
-    def constant_reward(completions, **kwargs):
-        return [float(len(str(c)) % 2) for c in completions]
-
     trainer = GRPOTrainer(
         model=model,
         args=GRPOConfig(**grpo_args(cfg, 0, out, True)),
         processing_class=tokenizer,
         train_dataset=_dataset(rows),
-        reward_funcs=[constant_reward],
+        reward_funcs=[_constant_reward],
     )
     trainer.train()
     trainer.save_model(str(out / "model"))
     return (time.perf_counter() - started) / cfg.steps
+
+
+def trl_default_seconds_per_prompt(cfg, model_dir: Path, rows, out: Path, prompts: int) -> float:
+    """Train on `prompts` rows with TRL's default GRPOConfig (the task's shape aside)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    started = time.perf_counter()
+    model, tokenizer = load_model(model_dir)
+    args = GRPOConfig(
+        output_dir=str(out),
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        num_generations=cfg.generations,
+        max_completion_length=cfg.max_completion_length,
+    )
+    args.max_steps = prompts * cfg.generations // args.per_device_train_batch_size
+    trainer = GRPOTrainer(
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=_dataset(rows[:prompts]),
+        reward_funcs=[_constant_reward],
+    )
+    trainer.train()
+    trainer.save_model(str(out / "model"))
+    return (time.perf_counter() - started) / prompts
+
+
+def _constant_reward(completions, **kwargs):
+    return [float(len(str(c)) % 2) for c in completions]
 
 
 def rollout_rates(model_dir: Path, rows, max_new_tokens: int) -> dict[str, float]:
@@ -109,7 +141,13 @@ def main() -> None:
             train_arm("beneficial", 0, train_cfg, cfg.judge, records, model_dir, out)
             ours_runs.append((time.perf_counter() - started) / steps)
             bare_runs.append(bare_grpo_seconds(train_cfg, model_dir, rows, Path(tmp) / "bare"))
+        # TRL's defaults train one prompt per step: time as many prompts as one of our steps.
+        default_prompts = train_cfg.prompts_per_step
+        default_per_prompt = trl_default_seconds_per_prompt(
+            train_cfg, model_dir, rows, Path(tmp) / "default", default_prompts
+        )
     ours, bare = sum(ours_runs) / ROUNDS, sum(bare_runs) / ROUNDS
+    ours_per_prompt = ours / train_cfg.prompts_per_step
     rates = rollout_rates(model_dir, rows[:256], train_cfg.max_completion_length)
     figures = {
         "steps": steps,
@@ -117,6 +155,11 @@ def main() -> None:
         "bare_seconds_per_step": round(bare, 3),
         "rounds": ROUNDS,
         "step_time_ratio": round(ours / bare, 3),
+        "ours_seconds_per_prompt": round(ours_per_prompt, 4),
+        "trl_default_seconds_per_prompt": round(default_per_prompt, 4),
+        "trl_default_prompts_timed": default_prompts,
+        "per_prompt_ratio_vs_trl_default": round(ours_per_prompt / default_per_prompt, 3),
+        "per_prompt_goal": 0.25,
         **{k: round(v, 1) for k, v in rates.items()},
         "rollout_ratio": round(rates["ours_tokens_per_s"] / rates["bare_tokens_per_s"], 3),
     }

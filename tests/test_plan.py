@@ -14,7 +14,7 @@ from benrl.analysis.plan import (
 )
 from benrl.config import RunConfig
 from benrl.errors import BenrlError
-from benrl.pipeline import run_pipeline
+from benrl.pipeline import run_pipeline, stage_times_line
 
 
 def _cfg(**eval_keys) -> RunConfig:
@@ -96,3 +96,8 @@ def test_the_plan_fixes_the_ood_headline_evals_before_training():
     off = RunConfig.model_validate({"train": {"hold_out_traits": False}})
     assert analysis_plan(off)["ood_evals"] == []
     assert plan_hash(plan) != plan_hash(analysis_plan(off))
+
+
+def test_stage_times_line_lists_each_stage_and_the_total():
+    line = stage_times_line({"scenarios": 7.6, "organism": 175.1, "train": 1017.3})
+    assert line == "stage times: scenarios 8 s, organism 175 s, train 1017 s; total 20.0 min"
