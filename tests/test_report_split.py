@@ -21,7 +21,7 @@ from benrl.errors import BenrlError
 from benrl.report.build import write_report
 from benrl.report.export_tables import results_schema
 from benrl.report.paper import HELDOUT_MEASURE
-from benrl.report.readme import END, START, persistence_lines, update_readme
+from benrl.report.readme import END, START, directions_lines, persistence_lines, update_readme
 from benrl.report.results import comparison_pairs, read_logs, training_signal
 
 MODELS = ["pre", "baseline-s0", "beneficial-s0", "generic-s0", "health_only-s0"]
@@ -332,3 +332,23 @@ def test_readme_persistence_lines_come_from_the_stress_results():
     assert "beneficial vs baseline, health: +0.020 [-0.010, +0.050]" in text
     assert "generic vs baseline" not in text
     assert persistence_lines({}, "beneficial") == []
+
+
+def test_readme_directions_line_comes_from_the_directions_results():
+    quality = {
+        "layers": [0, 1, 2],
+        "separation_by_layer": [0.5, 0.55, 0.9],
+        "untrained_by_layer": [0.5, 0.5, 0.45],
+        "lexical_baseline": 0.5,
+        "best_layer": 2,
+        "best_ci": [0.85, 0.94],
+        "found": True,
+    }
+    pooled = {"pearson": 0.41, "n": 30, "models_ci": [0.05, 0.7]}
+    text = "\n".join(
+        directions_lines({"quality": quality, "correlation": {"pooled_centred": pooled}})
+    )
+    assert "Direction found at layer 2: held-out separation 0.900 [0.850, 0.940]" in text
+    assert "untrained twin (0.45)" in text and "**" not in text
+    assert "r +0.41 [+0.05, +0.70] over models, 30 (model, probe) pairs" in text
+    assert directions_lines({}) == [] and directions_lines({"skipped": "no pairs"}) == []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benrl.errors import BenrlError
 from benrl.models import PRE, arm_of
-from benrl.report.markdown import SPLIT_NOTE, headline_table
+from benrl.report.markdown import SPLIT_NOTE, found_line, headline_table
 from benrl.report.paper import HELDOUT_MEASURE
 from benrl.report.results import main_key, stage_totals
 from benrl.runfolder import hash_json
@@ -85,6 +85,7 @@ def results_block(results: dict, run_dir: Path, readme: Path) -> list[str]:
             "",
         ]
     lines += persistence_lines(results.get("stress") or {}, chosen["compare"])
+    lines += directions_lines(results.get("directions") or {})
     if results.get("stage_seconds"):
         lines += [_stage_time_line(stage_totals(results["stage_seconds"])), ""]
     report = f"{run}/report/report"
@@ -134,6 +135,23 @@ def persistence_lines(stress: dict, compare: str) -> list[str]:
             "",
         ]
     return lines
+
+
+def directions_lines(directions: dict) -> list[str]:
+    """The directions verdict (found or not, against its controls) and projection vs behaviour."""
+    quality = directions.get("quality")
+    if not quality:
+        return []
+    line = "Trait directions (controlled for the tokens): " + found_line(quality).replace("**", "")
+    corr = (directions.get("correlation") or {}).get("pooled_centred") or {}
+    if corr.get("pearson") is not None:
+        ci = corr.get("models_ci")
+        over_models = f" [{ci[0]:+.2f}, {ci[1]:+.2f}] over models" if ci else ""
+        line += (
+            f" Projection vs behaviour across models (centred per probe): r {corr['pearson']:+.2f}"
+            f"{over_models}, {corr['n']} (model, probe) pairs."
+        )
+    return [line, ""]
 
 
 def _stage_time_line(totals: dict[str, float]) -> str:
