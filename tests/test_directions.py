@@ -42,7 +42,7 @@ from benrl.organism.probes import PROBES, TRAIN_TEMPLATES
 from benrl.organism.scenarios import trait_records
 from benrl.organism.world import World
 from benrl.records import Message, write_jsonl
-from benrl.report.markdown import found_line
+from benrl.report.directions_section import found_line
 from benrl.report.plots import directions_plot
 from benrl.run import Run
 

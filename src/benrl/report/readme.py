@@ -17,7 +17,8 @@ from pathlib import Path
 
 from benrl.errors import BenrlError
 from benrl.models import PRE, arm_of
-from benrl.report.markdown import SPLIT_NOTE, found_line, headline_table
+from benrl.report.directions_section import found_line
+from benrl.report.markdown import SPLIT_NOTE, headline_table
 from benrl.report.paper import HELDOUT_MEASURE
 from benrl.report.results import main_key, stage_totals
 from benrl.runfolder import hash_json
