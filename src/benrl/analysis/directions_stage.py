@@ -242,8 +242,10 @@ def across_models(models: dict[str, dict], seed: int = 0) -> dict:
     x = {(m, p): models[m]["projection"][p] for m, p in pairs}
     y = {(m, p): models[m]["score"][p] for m, p in pairs}
     probes = sorted({p for _, p in pairs})
-    pooled_centred = correlation(*_centred(pairs, x, y))
-    pooled_centred["models_ci"] = _models_ci(list(scored), pairs, x, y, seed)
+    xs, ys = np.array([x[k] for k in pairs]), np.array([y[k] for k in pairs])
+    owner, probe = np.array([k[0] for k in pairs]), np.array([k[1] for k in pairs])
+    pooled_centred = correlation(*_centred(xs, ys, probe))
+    pooled_centred["models_ci"] = _models_ci(xs, ys, owner, probe, seed)
     return {
         "pooled": correlation([x[k] for k in pairs], [y[k] for k in pairs]),
         "pooled_centred": pooled_centred,
@@ -258,10 +260,9 @@ def across_models(models: dict[str, dict], seed: int = 0) -> dict:
     }
 
 
-def _centred(pairs: list[tuple], x: dict, y: dict) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of the pairs minus each probe's mean over the pairs' models."""
-    xs, ys = np.array([x[k] for k in pairs]), np.array([y[k] for k in pairs])
-    probe = np.array([k[1] for k in pairs])
+def _centred(xs: np.ndarray, ys: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """xs and ys minus their probe's mean (over the rows given)."""
+    xs, ys = xs.astype(float).copy(), ys.astype(float).copy()
     for p in set(probe):
         xs[probe == p] -= xs[probe == p].mean()
         ys[probe == p] -= ys[probe == p].mean()
@@ -269,24 +270,26 @@ def _centred(pairs: list[tuple], x: dict, y: dict) -> tuple[np.ndarray, np.ndarr
 
 
 def _models_ci(
-    model_ids: list[str], pairs: list[tuple], x: dict, y: dict, seed: int, n_boot: int = 2000
+    xs: np.ndarray,
+    ys: np.ndarray,
+    owner: np.ndarray,
+    probe: np.ndarray,
+    seed: int,
+    n_boot: int = 2000,
 ) -> list[float] | None:
-    """95% percentile CI of the pooled centred Pearson r, resampling models."""
-    if len(model_ids) < 3:
+    """95% percentile CI of the pooled centred Pearson r, resampling models (`owner`)."""
+    models = list(dict.fromkeys(owner))  # first-appearance order: the models dict's
+    if len(models) < 3:
         return None
-    by_model = {m: [k for k in pairs if k[0] == m] for m in model_ids}
+    rows = [np.flatnonzero(owner == m) for m in models]
     rng = np.random.default_rng(seed)
     rs = []
     for _ in range(n_boot):
-        drawn = rng.choice(len(model_ids), size=len(model_ids))
-        # A model drawn twice counts twice: its pairs get a copy number so centring sees both.
-        sample = [(i, k) for i, j in enumerate(drawn) for k in by_model[model_ids[j]]]
-        keys = [(i, k[1]) for i, k in sample]
-        xs, ys = _centred(
-            keys, {(i, k[1]): x[k] for i, k in sample}, {(i, k[1]): y[k] for i, k in sample}
-        )
-        if np.ptp(xs) > 0 and np.ptp(ys) > 0:
-            rs.append(float(np.corrcoef(xs, ys)[0, 1]))
+        # A model drawn twice counts twice, in the centring too.
+        sel = np.concatenate([rows[j] for j in rng.choice(len(models), size=len(models))])
+        cx, cy = _centred(xs[sel], ys[sel], probe[sel])
+        if np.ptp(cx) > 0 and np.ptp(cy) > 0:
+            rs.append(float(np.corrcoef(cx, cy)[0, 1]))
     if len(rs) < n_boot // 2:
         return None
     return [float(np.quantile(rs, 0.025)), float(np.quantile(rs, 0.975))]
