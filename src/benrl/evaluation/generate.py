@@ -1,8 +1,10 @@
 """Batched chat generation for any local Hugging Face causal LM, and loading one.
 
 The eval runner and the organism's card send thousands of short prompts through
-here, so it batches with left padding and a KV cache (`model.generate`), sorts the
-prompts by length so a batch wastes little on padding, and restores the caller's order.
+here, so it batches with left padding and a KV cache (`decode.py`: the model's own
+forward, each row leaving the batch when it ends, about 2x `model.generate` on the
+organism, benchmarks/bench_generate.py), sorts the prompts by length so a batch wastes
+little on padding, and restores the caller's order.
 Greedy when `temperature == 0` (then one sample serves all `num_samples`), otherwise
 plain sampling at that temperature (no top-k/top-p: the model's own defaults, such as
 Qwen's top_p, are not applied, so every model is sampled the same way). Each batch
@@ -27,14 +29,12 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GenerationConfig,
-    LogitsProcessor,
-    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from benrl.errors import BenrlError
+from benrl.evaluation.decode import decode, greedy, sampler
 from benrl.records import Message
 
 
@@ -84,19 +84,24 @@ def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
-class RowSeededSampler(LogitsProcessor):
+class RowSeededSampler:
     """Sampling at `temperature` as greedy decoding of logits / T + Gumbel noise, the noise
-    of row r drawn from a generator seeded with `seeds[r]` (see the module docstring)."""
+    of row r drawn from a generator seeded with `seeds[r]` (see the module docstring).
+
+    A `decode` chooser: `rows` names the active rows, so a row draws its noise only while
+    it is still answering and its k-th token always uses its generator's k-th draw."""
 
     def __init__(self, seeds: list[int], temperature: float) -> None:
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.temperature = temperature
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        vocab = scores.shape[-1]
-        uniform = torch.stack([torch.rand(vocab, generator=g) for g in self.generators])
+    def __call__(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        vocab = logits.shape[-1]
+        uniform = torch.stack(
+            [torch.rand(vocab, generator=self.generators[r]) for r in rows.tolist()]
+        )
         gumbel = -torch.log(-torch.log(uniform.clamp(min=torch.finfo(uniform.dtype).tiny)))
-        return scores.float() / self.temperature + gumbel.to(scores.device)
+        return (logits.float() / self.temperature + gumbel.to(logits.device)).argmax(-1)
 
 
 def generate(
@@ -132,17 +137,8 @@ def generate(
         if tokenizer.pad_token_id is not None
         else _eos_ids(model, tokenizer)[0]
     )
-    per_row = paired and temperature > 0  # sampled by RowSeededSampler, decoded greedily
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=temperature > 0 and not per_row,
-        temperature=temperature if temperature > 0 and not per_row else None,
-        top_k=None,
-        top_p=None,
-        eos_token_id=_eos_ids(model, tokenizer),
-        pad_token_id=pad_id,
-        use_cache=True,
-    )
+    per_row = paired and temperature > 0  # Gumbel noise from each row's own generator
+    eos_ids = _eos_ids(model, tokenizer)
     results: list[list[str]] = [[""] * copies for _ in prompts]
     was_training = model.training
     model.eval()
@@ -151,18 +147,22 @@ def generate(
             batch = rows[start : start + batch_size]
             ids, mask = _left_pad([prompts[i] for i, _ in batch], pad_id)
             torch.manual_seed(seed * 1_000_003 + batch_no)
-            sampler = None
             if per_row:
-                row_seeds = [seed * 1_000_003 + i * copies + s for i, s in batch]
-                sampler = LogitsProcessorList([RowSeededSampler(row_seeds, temperature)])
-            with torch.inference_mode():
-                out = model.generate(
-                    input_ids=ids.to(model.device),
-                    attention_mask=mask.to(model.device),
-                    generation_config=config,
-                    logits_processor=sampler,
+                choose = RowSeededSampler(
+                    [seed * 1_000_003 + i * copies + s for i, s in batch], temperature
                 )
-            texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+            else:
+                choose = sampler(temperature) if temperature > 0 else greedy
+            with torch.inference_mode():
+                answers = decode(
+                    model,
+                    ids.to(model.device),
+                    mask.to(model.device),
+                    max_new_tokens,
+                    eos_ids,
+                    choose,
+                )
+            texts = tokenizer.batch_decode(answers, skip_special_tokens=True)
             if on_batch is not None:
                 on_batch(len(batch))
             for (i, s), text in zip(batch, texts, strict=True):

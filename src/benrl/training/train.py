@@ -1,5 +1,7 @@
 """The train stage: one GRPO run per arm x seed, through TRL's GRPOTrainer.
 
+(`grpo.SharedPromptGRPOTrainer`: TRL's trainer, with a group's prompt run once per step.)
+
 A thin adapter: `TrainConfig` maps onto `trl.GRPOConfig` (`grpo_args`), the arm's
 mixture (`arms.py`) becomes a `datasets.Dataset` with a `record_id` column, and the
 judges reach TRL through the reward functions of `rewards.py` (one per record kind, so
@@ -195,9 +197,10 @@ def train_arm(
     """
     import torch
     from transformers import PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from benrl.evaluation.generate import load_model
+    from benrl.training.grpo import SharedPromptGRPOTrainer
     from benrl.training.rewards import make_trl_reward_funcs
 
     held = held_out_in_training(cfg)
@@ -219,7 +222,7 @@ def train_arm(
     )
     torch.manual_seed(seed)
     args = GRPOConfig(**grpo_args(cfg, seed, checkpoints, use_cpu=not torch.cuda.is_available()))
-    trainer = GRPOTrainer(
+    trainer = SharedPromptGRPOTrainer(
         model=model,
         args=args,
         processing_class=tokenizer,

@@ -1,0 +1,156 @@
+"""TRL's GRPOTrainer with the work of a step shared among each prompt's generations.
+
+GRPO samples `num_generations` completions per prompt, and TRL's plain (no vLLM)
+path treats the copies as unrelated rows: the rollout prefills the same prompt once
+per copy and keeps every row until the longest answer ends, and the loss pass runs the
+forward and backward over each copy's prompt again. On the organism a prompt is about
+41 tokens and an answer about 8, so most of a step's arithmetic was on repeated prompt
+tokens (docs/performance.md has the profile). This subclass changes where the
+arithmetic happens, not what is computed:
+
+- rollouts (`_generate_single_turn`): `benrl.evaluation.decode` prefills each distinct
+  prompt once, copies its KV cache to its generations, samples at TRL's temperature and
+  drops each row from the batch when it ends;
+- log-probs (`_get_per_token_logps_and_entropies`): each distinct prompt runs once
+  (with gradients), its KV cache is copied to the rows that share it (TRL shuffles a
+  step's rows, so they are found by value), and only the completions run per row.
+  Positions and masks are those of TRL's single pass, so the log-probs and their
+  gradients equal TRL's up to float round-off (tests/test_grpo_sharing.py checks both).
+
+Anything this does not cover (vLLM, paged generation, images, top-k/top-p/min-p or a
+repetition penalty, activation checkpointing, MoE aux losses) goes to TRL's own code.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+from trl import GRPOTrainer
+
+from benrl.evaluation.decode import cache_argument, decode, sampler
+
+
+def _distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first, inverse): the index of each distinct row's first occurrence, and for each
+    row the position of its distinct row in `first` (so `rows[first][inverse] == rows`)."""
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    order = torch.arange(len(rows), device=rows.device)
+    first = torch.full((int(inverse.max()) + 1,), len(rows), device=rows.device)
+    first = first.scatter_reduce(0, inverse, order, reduce="amin")
+    return first, inverse
+
+
+class SharedPromptGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer that runs each prompt once per group, in rollouts and in the loss."""
+
+    def _plain_sampling(self) -> bool:
+        config = self.generation_config
+        return (
+            not self.use_vllm
+            and not getattr(self, "use_transformers_continuous_batching", False)
+            and not self.args.activation_checkpointing
+            and not self.is_deepspeed_enabled
+            and not self.is_fsdp_enabled
+            and config.top_p in (None, 1.0)
+            and config.top_k in (None, 0)
+            and config.min_p is None
+            and config.repetition_penalty in (None, 1.0)
+        )
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        if images is not None or multimodal_fields or not self._plain_sampling():
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        distinct: dict[tuple[int, ...], int] = {}
+        expand = [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids]
+        model = self.accelerator.unwrap_model(self.model)
+        pad_id = self._tokenizer.pad_token_id
+        width = max(map(len, distinct))
+        ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(distinct), width), dtype=torch.long)
+        for row, prompt in enumerate(distinct):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        device = self.accelerator.device
+        completions = decode(
+            model,
+            ids.to(device),
+            mask.to(device),
+            self.max_completion_length,
+            list(self.eos_token_ids),
+            sampler(self.temperature),
+            expand=torch.tensor(expand),
+        )
+        return completions, None
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **multimodal,
+    ):
+        split = (
+            input_ids.size(1) - logits_to_keep - 1
+        )  # the last prompt token scores the first answer token
+        chunk = batch_size or input_ids.size(0)
+        if (
+            compute_aux_loss
+            or any(v is not None for v in multimodal.values())
+            or split < 1
+            or self.args.activation_checkpointing
+        ):
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size,
+                compute_entropy,
+                compute_aux_loss,
+                **multimodal,
+            )
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), chunk):
+            rows = slice(start, start + chunk)
+            out = self._shared_prompt_pass(model, input_ids[rows], attention_mask[rows], split)
+            logps.append(out.log_probs[:, -logits_to_keep:])
+            if compute_entropy:
+                entropies.append(out.entropy[:, -logits_to_keep:])
+        return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
+
+    def _shared_prompt_pass(self, model, input_ids, attention_mask, split: int):
+        """One forward: each distinct prompt head once, then every row's tail on its cache."""
+        # TRL shuffles a step's rows, so the copies of a prompt are found, not assumed
+        first, inverse = _distinct_rows(
+            torch.cat([input_ids[:, : split + 1], attention_mask[:, : split + 1]], dim=1)
+        )
+        cache = DynamicCache(config=self.accelerator.unwrap_model(model).config)
+        with_cache = {cache_argument(model): cache}
+        tail = input_ids[:, split:]
+        # TRL scores only the completion tokens: labels of prompt and padding are -100
+        labels = tail.masked_fill(attention_mask[:, split:] == 0, -100)
+        labels[:, 0] = -100
+        with self.accelerator.autocast():
+            model(
+                input_ids=input_ids[first, :split],
+                attention_mask=attention_mask[first, :split],
+                use_cache=True,
+                logits_to_keep=1,
+                **with_cache,
+            )
+            cache.batch_select_indices(inverse)  # every row reads its prompt's keys and values
+            return model(
+                input_ids=tail,
+                attention_mask=attention_mask,
+                labels=labels,
+                fused_lm_head=True,
+                **with_cache,
+            )
