@@ -3,7 +3,9 @@
 Same model, same prompts (eval-template probes of the persona world), same batch size,
 temperature 1. The bare loop is what a caller would write by hand: chat template,
 left padding in the caller's order, `model.generate`, decode. The ratio (> 1: ours
-is faster) shows what length-sorted batching costs or saves against that.
+is faster) shows what benrl's decode loop (`benrl.evaluation.decode`: ended rows leave
+the batch, inverse-CDF sampling) and its length-sorted batches save against that.
+Issue 16's goal: >= 3.
 
     python benchmarks/bench_generate.py [--model ORGANISM_OR_HF_FOLDER] [--prompts 512]
 
