@@ -30,6 +30,17 @@ from transformers import DynamicCache, PreTrainedModel
 Chooser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of token ids as a left-padded batch and its attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
 def cache_argument(model: PreTrainedModel) -> str:
     """The forward's name for the KV cache: `cache` since transformers 5.x renamed it
     (`past_key_values` still works there, with a warning on every call)."""

@@ -2,7 +2,7 @@
 
 The eval runner and the organism's card send thousands of short prompts through
 here, so it batches with left padding and a KV cache (`decode.py`: the model's own
-forward, each row leaving the batch when it ends, about 2x `model.generate` on the
+forward, each row leaving the batch when it ends, about 1.4x `model.generate` on the
 organism, benchmarks/bench_generate.py), sorts the prompts by length so a batch wastes
 little on padding, and restores the caller's order.
 Greedy when `temperature == 0` (then one sample serves all `num_samples`), otherwise
@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from benrl.errors import BenrlError
-from benrl.evaluation.decode import decode, greedy, sampler
+from benrl.evaluation.decode import decode, greedy, left_pad, sampler
 from benrl.records import Message
 
 
@@ -72,16 +72,6 @@ def encode_prompts(
     ]
     # The template writes its own special tokens (bos...); do not add them twice.
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
-
-
-def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row) :] = 1
-    return ids, mask
 
 
 class RowSeededSampler:
@@ -145,7 +135,7 @@ def generate(
     try:
         for batch_no, start in enumerate(range(0, len(rows), batch_size)):
             batch = rows[start : start + batch_size]
-            ids, mask = _left_pad([prompts[i] for i, _ in batch], pad_id)
+            ids, mask = left_pad([prompts[i] for i, _ in batch], pad_id)
             torch.manual_seed(seed * 1_000_003 + batch_no)
             if per_row:
                 choose = RowSeededSampler(

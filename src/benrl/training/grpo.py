@@ -27,7 +27,7 @@ import torch
 from transformers import DynamicCache
 from trl import GRPOTrainer
 
-from benrl.evaluation.decode import cache_argument, decode, sampler
+from benrl.evaluation.decode import cache_argument, decode, left_pad, sampler
 
 
 def _distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,13 +67,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         distinct: dict[tuple[int, ...], int] = {}
         expand = [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids]
         model = self.accelerator.unwrap_model(self.model)
-        pad_id = self._tokenizer.pad_token_id
-        width = max(map(len, distinct))
-        ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(distinct), width), dtype=torch.long)
-        for row, prompt in enumerate(distinct):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
+        ids, mask = left_pad([list(p) for p in distinct], self._tokenizer.pad_token_id)
         device = self.accelerator.device
         completions = decode(
             model,
