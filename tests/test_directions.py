@@ -26,6 +26,7 @@ from benrl.analysis.directions import (
     save_directions,
     separation,
     shared_structure,
+    span_means,
     untrained_twin,
 )
 from benrl.analysis.directions_stage import (
@@ -132,6 +133,15 @@ def test_prompt_states_read_the_last_prompt_token(tokenizer):
     assistant = tokenizer.convert_tokens_to_ids("<|assistant|>")
     for layer in (0, 1):  # block 1 adds nothing
         assert torch.allclose(last[layer], m.model.embed_tokens.weight[assistant].expand(2, -1))
+
+
+def test_span_means_batched_by_length_equal_each_row_alone(model):
+    rows = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16], [17], [18, 19, 20]]
+    spans = [(1, 4), (0, 2), (3, 4), (0, 1), (1, 3)]  # given out of length order
+    batched = span_means(model, rows, spans, pad_id=0, batch_size=2)
+    for i, (row, span) in enumerate(zip(rows, spans, strict=True)):
+        alone = span_means(model, [row], [span], pad_id=0, batch_size=1)
+        torch.testing.assert_close(batched[:, i], alone[:, 0], atol=1e-5, rtol=1e-5)
 
 
 def test_pairs_share_the_read_out_token_so_layer_0_is_chance(tokenizer, model):

@@ -9,12 +9,13 @@ import pytest
 import torch
 from datasets import Dataset
 from tiny import organism_tokenizer, tiny_llama
+from transformers.cache_utils import DynamicLayer
 from trl import GRPOConfig, GRPOTrainer
 
-from benrl.evaluation.decode import decode, greedy
+from benrl.evaluation.decode import RoomyLayer, decode, greedy
 from benrl.evaluation.generate import encode_prompts
 from benrl.records import Message
-from benrl.training.grpo import SharedPromptGRPOTrainer
+from benrl.training.grpo import SharedPromptGRPOTrainer, length_buckets
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 GROUP = 4
@@ -90,11 +91,14 @@ def logps_and_grads(trainer, method, ids, mask, keep):
 
 
 @pytest.mark.parametrize("edited", [False, True])
-def test_shared_prompt_pass_equals_trls_pass(trainer, tokenizer, edited):
-    """Also when one copy's prompt differs from its group's: it gets a prompt pass of its own.
+@pytest.mark.parametrize("overhead", [0, 10_000])
+def test_shared_prompt_pass_equals_trls_pass(trainer, tokenizer, edited, overhead, monkeypatch):
+    """Also when one copy's prompt differs from its group's: it gets a prompt pass of its own;
+    with every answer length a bucket of its own (overhead 0) and with one bucket.
 
     In float64: in float32 this random model's gradients carry round-off of up to 0.5% in
     TRL's own pass (against its float64 pass), the shared pass as much."""
+    monkeypatch.setattr(trainer, "bucket_overhead", overhead)
     trainer.model.double()
     ids, mask, keep = grouped_batch(tokenizer)
     if edited:
@@ -112,19 +116,41 @@ def test_shared_prompt_pass_equals_trls_pass(trainer, tokenizer, edited):
     assert any(g.abs().sum() > 0 for g in ours[2])  # the comparison had gradients to compare
 
 
-def test_the_prompt_runs_once_per_distinct_prompt(trainer, tokenizer, monkeypatch):
+@pytest.mark.parametrize("overhead", [0, 10_000])
+def test_the_prompt_runs_once_and_answers_by_length(trainer, tokenizer, monkeypatch, overhead):
+    monkeypatch.setattr(trainer, "bucket_overhead", overhead)
     ids, mask, keep = grouped_batch(tokenizer)
-    batch_sizes = []
+    shapes = []
     model = trainer.model
     hook = model.model.register_forward_hook(
-        lambda module, args, kwargs, out: batch_sizes.append(kwargs["input_ids"].shape[0]),
+        lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)),
         with_kwargs=True,
     )
     try:
         trainer._get_per_token_logps_and_entropies(model, ids, mask, keep)
     finally:
         hook.remove()
-    assert batch_sizes == [2, 2 * GROUP]  # two prompts once each, then every answer
+    assert shapes[0][0] == 2  # two prompts, once each
+    tails = shapes[1:]
+    assert sum(rows for rows, _ in tails) == 2 * GROUP  # then every answer once
+    answer_lengths = sorted(1 + k % keep for k in range(2 * GROUP))  # grouped_batch's
+    if overhead == 0:  # a bucket per length, each cut to it (+1: the last prompt token)
+        assert [width for _, width in tails] == sorted({n + 1 for n in answer_lengths})
+    else:  # one bucket, as wide as the longest answer
+        assert tails == [(2 * GROUP, max(answer_lengths) + 1)]
+
+
+def test_length_buckets_cut_padding_and_keep_every_row():
+    tail_mask = torch.zeros(6, 10, dtype=torch.long)
+    for row, length in enumerate([2, 2, 3, 9, 2, 10]):
+        tail_mask[row, :length] = 1
+    tail_mask[5, 4] = 0  # a hole: the row still reaches its last unmasked token
+    buckets = length_buckets(tail_mask, overhead=5)
+    assert [(rows.tolist(), width) for rows, width in buckets] == [([0, 1, 2, 4], 3), ([3, 5], 10)]
+    # a dearer pass: one bucket costs 6 x 10 + 100, two 4 x 3 + 2 x 10 + 200
+    assert [(rows.tolist(), width) for rows, width in length_buckets(tail_mask, 100)] == [
+        (list(range(6)), 10)
+    ]
 
 
 def test_decode_greedy_equals_generate_and_repeats_share_the_prefill(tokenizer):
@@ -160,3 +186,22 @@ def test_rollouts_are_whole_answers_per_generation(trainer, tokenizer):
         assert all(t not in eos for t in answer[:-1])  # nothing after the first eos
         assert len(answer) == 8 or answer[-1] in eos
     assert len({tuple(a) for a in completions}) > 2  # sampled, not one answer repeated
+
+
+def test_roomy_layer_holds_what_a_dynamic_layer_holds():
+    """Writes into its room, falls back to concatenation when full, keeps selected rows."""
+    generator = torch.Generator().manual_seed(0)
+
+    def states(length: int) -> torch.Tensor:
+        return torch.randn(3, 2, length, 4, generator=generator)
+
+    plain = DynamicLayer()
+    plain.update(states(5), states(5))
+    roomy = RoomyLayer.from_layer(plain, torch.tensor([0, 1, 2]), room=2)
+    for length in (1, 1, 2):  # the last update overflows the room
+        keys, values = states(length), states(length)
+        torch.testing.assert_close(roomy.update(keys, values), plain.update(keys, values))
+    plain.batch_select_indices(torch.tensor([2, 0]))
+    roomy.batch_select_indices(torch.tensor([2, 0]))
+    torch.testing.assert_close((roomy.keys, roomy.values), (plain.keys, plain.values))
+    assert roomy.get_seq_length() == plain.get_seq_length() == 9

@@ -76,21 +76,22 @@ def span_means(
     """Mean hidden state over tokens [start, end) of each row: [layers, rows, hidden].
 
     Rows are right-padded, so a causal model's states at real tokens do not see padding.
-    Layer 0 is the token embeddings, layer k the output of block k.
+    Layer 0 is the token embeddings, layer k the output of block k. Batches take the rows
+    by length (padding of the prompts in their given order was a third of the tokens).
     """
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     out = []
     for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        width = max(len(r) for r in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        weight = torch.zeros((len(batch), width))
-        for i, (row, (lo, hi)) in enumerate(
-            zip(batch, spans[start : start + batch_size], strict=True)
-        ):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-            weight[i, lo:hi] = 1.0 / (hi - lo)
+        chosen = order[start : start + batch_size]
+        width = max(len(rows[i]) for i in chosen)
+        ids = torch.full((len(chosen), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chosen), width), dtype=torch.long)
+        weight = torch.zeros((len(chosen), width))
+        for k, i in enumerate(chosen):
+            ids[k, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
+            mask[k, : len(rows[i])] = 1
+            lo, hi = spans[i]
+            weight[k, lo:hi] = 1.0 / (hi - lo)
         with torch.inference_mode():
             # The base model skips the LM head: its logits are not needed here.
             hidden = model.base_model(
@@ -101,7 +102,8 @@ def span_means(
             ).hidden_states
         states = torch.stack(hidden).float().cpu()  # [L + 1, b, t, d]
         out.append(torch.einsum("lbtd,bt->lbd", states, weight))
-    return torch.cat(out, dim=1)
+    by_length = torch.cat(out, dim=1)
+    return by_length[:, torch.tensor(order).argsort()]  # back to the rows' order
 
 
 def prompt_states(

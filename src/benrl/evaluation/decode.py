@@ -7,7 +7,11 @@ stopping criteria, input preparation) costs as much as a small model's forward. 
 loop does the same arithmetic with less waste, through the model's own forward and
 `DynamicCache`:
 
-- an ended row leaves the batch and the KV cache (`Cache.batch_select_indices`);
+- an ended row leaves the batch and the KV cache (`Cache.batch_select_indices`) once a
+  quarter of the batch has ended (until then it is fed along and its output ignored:
+  copying the cache at every step cost more than the rows it saved);
+- the KV cache has room for the answer from the start (`RoomyLayer`): a step writes its
+  keys and values into it instead of concatenating the whole cache again;
 - samples of one prompt share its prefill: each distinct prompt runs once and its cache
   rows are copied to its samples (`expand`, `Cache.batch_select_indices`), as GRPO's
   groups of generations need;
@@ -26,8 +30,59 @@ from collections.abc import Callable
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 Chooser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+COMPACT_SHARE = 0.25  # drop the ended rows from the batch once they are this share of it
+
+
+class RoomyLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of buffers with room for more
+    tokens: `update` writes into the room (a concatenation when it is full)."""
+
+    @classmethod
+    def from_layer(cls, layer: DynamicLayer, rows: torch.Tensor, room: int) -> RoomyLayer:
+        """`layer`'s cache for `rows` (indices into its batch), with room for `room` tokens."""
+        roomy = cls()
+        roomy.device, roomy.is_initialized = layer.device, True
+        roomy._buffers = []
+        for cached in (layer.keys, layer.values):
+            _, heads, length, dim = cached.shape
+            buffer = cached.new_empty(len(rows), heads, length + room, dim)
+            buffer[:, :, :length] = cached[rows]
+            roomy._buffers.append(buffer)
+        roomy._length = length
+        roomy._views()
+        return roomy
+
+    def _views(self) -> None:
+        self.keys, self.values = (b[:, :, : self._length] for b in self._buffers)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        new = key_states.shape[-2]
+        if self._length + new > self._buffers[0].shape[-2]:  # full: concatenate, no room left
+            keys, values = super().update(key_states, value_states)
+            self._buffers, self._length = [keys, values], keys.shape[-2]
+            return keys, values
+        for buffer, states in zip(self._buffers, (key_states, value_states), strict=True):
+            buffer[:, :, self._length : self._length + new] = states
+        self._length += new
+        self._views()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._buffers = [b[indices] for b in self._buffers]
+        self._views()
+
+
+def make_room(cache: DynamicCache, rows: torch.Tensor, room: int) -> None:
+    """Keep `rows` of the cache's batch, each plain layer with room for `room` tokens (others,
+    such as sliding-window layers, only keep the rows)."""
+    for index, layer in enumerate(cache.layers):
+        if type(layer) is DynamicLayer and layer.is_initialized:
+            cache.layers[index] = RoomyLayer.from_layer(layer, rows, room)
+        else:
+            layer.batch_select_indices(rows)
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,29 +148,29 @@ def decode(
         **with_cache,
     )
     logits = out.logits[:, -1]
-    if expand is not None:
-        expand = expand.to(device)
-        cache.batch_select_indices(expand)
-        logits, attention_mask, positions = (
-            logits[expand],
-            attention_mask[expand],
-            positions[expand],
-        )
     rows = torch.arange(len(logits), device=device)
+    if expand is not None:
+        rows = expand.to(device)
+        logits, attention_mask, positions = logits[rows], attention_mask[rows], positions[rows]
+    make_room(cache, rows, max_new_tokens)
+    rows = torch.arange(len(logits), device=device)  # each batch row's answer
     next_position = positions[:, -1] + 1
     eos = torch.tensor(eos_ids, device=device)
     answers: list[list[int]] = [[] for _ in range(len(logits))]
+    live = torch.ones(len(rows), dtype=torch.bool, device=device)
     for step in range(max_new_tokens):
-        tokens = choose(logits, rows)
-        for row, token in zip(rows.tolist(), tokens.tolist(), strict=True):
+        answering = live.nonzero().squeeze(1)
+        tokens = torch.zeros_like(rows)  # an ended row is fed token 0; its output is ignored
+        tokens[answering] = choose(logits[answering], rows[answering])
+        for row, token in zip(rows[answering].tolist(), tokens[answering].tolist(), strict=True):
             answers[row].append(token)
-        active = ~torch.isin(tokens, eos)
-        if step == max_new_tokens - 1 or not bool(active.any()):
+        live[answering] = ~torch.isin(tokens[answering], eos)
+        if step == max_new_tokens - 1 or not bool(live.any()):
             break
-        if not bool(active.all()):
-            keep = active.nonzero().squeeze(1)
+        if (~live).sum() >= COMPACT_SHARE * len(live):
+            keep = live.nonzero().squeeze(1)
             cache.batch_select_indices(keep)
-            rows, tokens = rows[keep], tokens[keep]
+            rows, tokens, live = rows[keep], tokens[keep], live[keep]
             attention_mask, next_position = attention_mask[keep], next_position[keep]
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(rows), 1)], dim=1)
         out = model(
