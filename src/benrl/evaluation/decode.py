@@ -49,7 +49,7 @@ class RoomyLayer(DynamicLayer):
         for cached in (layer.keys, layer.values):
             _, heads, length, dim = cached.shape
             buffer = cached.new_empty(len(rows), heads, length + room, dim)
-            buffer[:, :, :length] = cached[rows]
+            buffer[:, :, :length] = cached.index_select(0, rows)
             roomy._buffers.append(buffer)
         roomy._length = length
         roomy._views()
@@ -71,7 +71,7 @@ class RoomyLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._buffers = [b[indices] for b in self._buffers]
+        self._buffers = [b.index_select(0, indices) for b in self._buffers]
         self._views()
 
 

@@ -186,9 +186,12 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             )
             for rows, length in length_buckets(attention_mask[:, split:], self.bucket_overhead):
                 cache = DynamicCache(config=config)
-                for layer_index, layer in enumerate(head.layers):  # each row reads its prompt's
-                    picked = inverse[rows]
-                    cache.update(layer.keys[picked], layer.values[picked], layer_index)
+                picked = inverse[rows]  # each row reads its prompt's keys and values
+                for layer_index, layer in enumerate(head.layers):
+                    # index_select: its backward (index_add) is 7x faster on CPU than
+                    # indexing's (index_put with accumulation), 10% of a step before
+                    keys, values = (t.index_select(0, picked) for t in (layer.keys, layer.values))
+                    cache.update(keys, values, layer_index)
                 tail = input_ids[rows, split : split + length]
                 mask = attention_mask[rows, : split + length]
                 # TRL scores only the completion tokens: labels of prompt and padding are -100
@@ -205,6 +208,8 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                 parts.append([None if f is None else pad(f, (0, width - length)) for f in fields])
                 order.append(rows)
         back = torch.cat(order).argsort()  # bucket order -> the caller's row order
-        logps = torch.cat([p[0] for p in parts])[back]
-        entropy = torch.cat([p[1] for p in parts])[back] if compute_entropy else None
+        logps = torch.cat([p[0] for p in parts]).index_select(0, back)
+        entropy = (
+            torch.cat([p[1] for p in parts]).index_select(0, back) if compute_entropy else None
+        )
         return logps, entropy
