@@ -2,7 +2,7 @@
 
 The eval runner and the organism's card send thousands of short prompts through
 here, so it batches with left padding and a KV cache (`decode.py`: the model's own
-forward, each row leaving the batch when it ends, about 1.4x `model.generate` on the
+forward, each row leaving the batch when it ends, about 1.5x `model.generate` on the
 organism, benchmarks/bench_generate.py), sorts the prompts by length so a batch wastes
 little on padding, and restores the caller's order.
 Greedy when `temperature == 0` (then one sample serves all `num_samples`), otherwise
