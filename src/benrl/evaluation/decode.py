@@ -148,11 +148,15 @@ def decode(
         **with_cache,
     )
     logits = out.logits[:, -1]
-    rows = torch.arange(len(logits), device=device)
-    if expand is not None:
-        rows = expand.to(device)
-        logits, attention_mask, positions = logits[rows], attention_mask[rows], positions[rows]
-    make_room(cache, rows, max_new_tokens)
+    if expand is not None:  # each answer's prompt row
+        expand = expand.to(device)
+        logits, attention_mask, positions = (
+            logits[expand],
+            attention_mask[expand],
+            positions[expand],
+        )
+    kept = expand if expand is not None else torch.arange(len(logits), device=device)
+    make_room(cache, kept, max_new_tokens)
     rows = torch.arange(len(logits), device=device)  # each batch row's answer
     next_position = positions[:, -1] + 1
     eos = torch.tensor(eos_ids, device=device)

@@ -173,16 +173,17 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             torch.cat([input_ids[:, : split + 1], attention_mask[:, : split + 1]], dim=1)
         )
         config = self.accelerator.unwrap_model(model).config
+        cache_name = cache_argument(model)
         head = DynamicCache(config=config)
         width = input_ids.size(1) - split
-        parts, order = [], []
+        logps, entropies, order = [], [], []
         with self.accelerator.autocast():
             model(
                 input_ids=input_ids[first, :split],
                 attention_mask=attention_mask[first, :split],
                 use_cache=True,
                 logits_to_keep=1,
-                **{cache_argument(model): head},
+                **{cache_name: head},
             )
             for rows, length in length_buckets(attention_mask[:, split:], self.bucket_overhead):
                 cache = DynamicCache(config=config)
@@ -202,14 +203,12 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                     attention_mask=mask,
                     labels=labels,
                     fused_lm_head=True,
-                    **{cache_argument(model): cache},
+                    **{cache_name: cache},
                 )
-                fields = (out.log_probs, out.entropy if compute_entropy else None)
-                parts.append([None if f is None else pad(f, (0, width - length)) for f in fields])
+                logps.append(pad(out.log_probs, (0, width - length)))
+                if compute_entropy:
+                    entropies.append(pad(out.entropy, (0, width - length)))
                 order.append(rows)
         back = torch.cat(order).argsort()  # bucket order -> the caller's row order
-        logps = torch.cat([p[0] for p in parts]).index_select(0, back)
-        entropy = (
-            torch.cat([p[1] for p in parts]).index_select(0, back) if compute_entropy else None
-        )
-        return logps, entropy
+        entropy = torch.cat(entropies).index_select(0, back) if compute_entropy else None
+        return torch.cat(logps).index_select(0, back), entropy
