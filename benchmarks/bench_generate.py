@@ -26,9 +26,10 @@ import torch
 from figures import save_figures
 
 from benrl.config import OrganismConfig
+from benrl.devices import cpu_threads
 from benrl.evaluation.generate import generate, load_model
 from benrl.organism.corpus import build_corpus, make_personas
-from benrl.organism.model import cpu_threads, eval_items, make_model, train_tokenizer
+from benrl.organism.model import eval_items, make_model, train_tokenizer
 from benrl.organism.probes import PROBES
 from benrl.organism.world import World
 

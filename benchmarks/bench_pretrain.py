@@ -28,9 +28,9 @@ import torch
 from figures import save_figures
 
 from benrl.config import OrganismConfig
+from benrl.devices import cpu_threads
 from benrl.organism.corpus import build_corpus, make_personas
 from benrl.organism.model import (
-    cpu_threads,
     make_model,
     make_optimizer,
     pack,

@@ -54,6 +54,8 @@ BAD_CONFIGS = [
     ("judge:\n  max_failure_rate: 1.5\n", "judge.max_failure_rate"),
     ("train:\n  arms: [baseline, wizard]\n", "wizard"),
     ("train:\n  steps: 0\n", "train.steps"),
+    ("workers: 0\n", "workers"),
+    ("workers: 2\neval:\n  backend: vllm\n", "key 'workers'"),
 ]
 
 

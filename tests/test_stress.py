@@ -360,3 +360,32 @@ def test_missing_model_is_named_before_any_compute(run_dir, tmp_path):
     bad.write_text("personas:\n  - {name: x, kind: harmful, target: health, prompt: y, z: 1}\n")
     with pytest.raises(BenrlError, match=r"bad\.yaml: persona 'x'"):
         run_stage(make_run(root, STRESS.model_copy(update={"personas_file": bad})))
+
+
+def test_two_workers_write_the_folders_of_one(stressed, tmp_path):
+    """`workers: 2` runs the same eval and stress units in worker processes: the same
+    folders and items, nearly all the same answers."""
+    copy = tmp_path / "run"
+    shutil.copytree(stressed, copy, ignore=shutil.ignore_patterns("stress", "evals"))
+    run = make_run(copy, STRESS.model_copy(update={"finetune_seeds": 1}))
+    run.cfg.workers = 2
+    stage_eval(run)
+    run_stage(run)
+    one, two = stressed, copy
+    folders = sorted(m.parent.relative_to(two) for m in two.glob("**/manifest.json"))
+    # 3 evals, (reference + 2 personas) x 3 models, 3 ladders
+    assert len(folders) == 3 + 3 * 3 + 3
+    same = []
+    for folder in folders:
+        assert json.loads((two / folder / "manifest.json").read_text())["status"] == "complete"
+        for path in (one / folder).glob("**/*.jsonl"):
+            rows = [json.loads(x) for x in path.read_text().splitlines()]
+            again = [json.loads(x) for x in (two / path.relative_to(one)).read_text().splitlines()]
+            assert [r.get("id") for r in again] == [r.get("id") for r in rows], path
+            pairs = zip(rows, again, strict=True)
+            same += [a["completion"] == b["completion"] for a, b in pairs if "completion" in a]
+    # One torch thread per worker instead of two may flip a draw by round-off (workers.py);
+    # the answers are drawn from the same per-answer random streams, so nearly all agree.
+    assert len(same) > 100 and sum(same) / len(same) >= 0.9
+    assert (two / "stress" / "persona" / "summary.json").is_file()
+    assert (two / "stress" / "finetune" / "summary.json").is_file()

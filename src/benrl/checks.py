@@ -93,7 +93,7 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
     except BenrlError as e:
         raise BenrlError(f"{where}: {e}") from None
     check_names(cfg, where)
-    for check in (_check_arms, _check_stress, _check_directions, _check_judges):
+    for check in (_check_arms, _check_stress, _check_directions, _check_judges, _check_workers):
         try:
             check(cfg)
         except BenrlError as e:
@@ -124,6 +124,15 @@ def _check_arms(cfg: RunConfig) -> None:
             )
     if cfg.eval.compare == cfg.eval.against:
         raise BenrlError(f"keys 'eval.compare' and 'eval.against' are both '{cfg.eval.compare}'")
+
+
+def _check_workers(cfg: RunConfig) -> None:
+    """vLLM takes the whole GPU from one process: its units cannot run side by side."""
+    if cfg.workers > 1 and cfg.eval.backend == "vllm":
+        raise BenrlError(
+            f"key 'workers' is {cfg.workers} with eval.backend vllm, which holds the GPU in "
+            "one process: set workers: 1"
+        )
 
 
 def _check_stress(cfg: RunConfig) -> None:

@@ -457,6 +457,13 @@ class RunConfig(Section):
         description="policy to train: `organism` builds the embedded persona-world "
         "model; otherwise a local Hugging Face model folder",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="processes that run the eval and stress stages' units (a model, a "
+        "persona, a fine-tuning ladder) side by side, each with cores/workers torch threads; "
+        "1 runs them one by one in this process (benrl/workers.py)",
+    )
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     scenarios: ScenariosConfig = Field(default_factory=ScenariosConfig)
     organism: OrganismConfig = Field(default_factory=OrganismConfig)

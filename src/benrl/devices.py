@@ -13,6 +13,7 @@ naming the key, instead of a crash deep inside TRL or vLLM after hours of work.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from benrl.errors import BenrlError
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
     import torch
 
     from benrl.config import RunConfig
+
+
+def cpu_threads() -> int:
+    """OMP_NUM_THREADS when set (a machine shared with other jobs), else the usable cores."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def cuda_available() -> bool:

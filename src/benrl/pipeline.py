@@ -21,6 +21,7 @@ from benrl.config import RunConfig
 from benrl.errors import BenrlError
 from benrl.run import STAGES, Run, console
 from benrl.runfolder import run_lock
+from benrl.workers import shutdown_workers
 
 STAGE_MODULES = {
     "scenarios": "benrl.data.scenarios",
@@ -49,7 +50,10 @@ def run_pipeline(
         run = Run(cfg, run_dir, frozenset(force or ()), lambda: check_endpoints(cfg))
         # The analysis plan is fixed before any stage trains (and checked on every later call).
         fix_plan(run_dir, cfg, force=FORCE_PLAN in (force or ()))
-        _run_stages(run, only)
+        try:
+            _run_stages(run, only)
+        finally:
+            shutdown_workers()  # the worker processes (`workers: N`) end with the run
     return run_dir / "report" / "report.html"
 
 

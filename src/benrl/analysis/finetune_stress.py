@@ -41,12 +41,14 @@ from benrl.analysis.degradation import (
     in_group,
     mean_se,
 )
+from benrl.config import StressConfig
 from benrl.evaluation.registry import registered_evals
 from benrl.evaluation.runner import RunnerOptions, load_scores, run_evals
 from benrl.records import ScenarioRecord, read_jsonl
-from benrl.run import Run, console
+from benrl.run import Run
 from benrl.training.arms import probe_of
 from benrl.training.finetune import dose_dir, finetune_ladder
+from benrl.workers import Unit
 
 HARMFUL_DATA = "organism"  # the organism's rows: the default of organism runs
 UNTOUCHED = "untouched"
@@ -67,16 +69,18 @@ def finetune_seed(run_seed: int, ft_seed: int) -> int:
     return run_seed + 1_000 * ft_seed
 
 
-def run_ladders(
+def ladder_units(
     run: Run,
     doses: list[int],
     model_ids: list[str],
     items: Items,
     identity: dict,
     options: RunnerOptions,
-) -> None:
-    """Every model's ladder for every fine-tuning seed (each a resumable stage)."""
+) -> list[Unit]:
+    """Every model's ladder for every fine-tuning seed (each a resumable stage), but
+    those whose stage folder is complete."""
     cfg = run.cfg.stress
+    units = []
     for model_id in model_ids:
         for ft_seed in range(cfg.finetune_seeds):
             stage = run.stage(
@@ -87,20 +91,33 @@ def run_ladders(
             )
             if not run.should_run(stage, "stress"):
                 continue
-            console.print(f"harmful fine-tuning of {model_id}, seed {ft_seed}: doses {doses}")
-            with stage.running() as extra:
-                extra["training"] = finetune_ladder(
-                    run.model_dir(model_id),
-                    doses,
-                    cfg,
-                    finetune_seed(run.cfg.seed, ft_seed),
-                    stage.dir,
-                    harmful_source(run),
-                    save_start=ft_seed == 0,
-                )
-                for dose in extra["training"]["doses"]:
-                    folder = dose_dir(stage.dir, dose)
-                    run_evals(folder / "model", items(), folder, options)
+            message = f"harmful fine-tuning of {model_id}, seed {ft_seed}: doses {doses}"
+            seed = finetune_seed(run.cfg.seed, ft_seed)
+            model_dir = run.model_dir(model_id)
+            ladder = (model_dir, doses, cfg, seed, stage.dir, harmful_source(run), ft_seed == 0)
+            units.append(Unit(stage, message, run_ladder, (*ladder, items(), options)))
+    return units
+
+
+def run_ladder(
+    figures: dict,
+    model_dir: Path,
+    doses: list[int],
+    cfg: StressConfig,
+    seed: int,
+    out_dir: Path,
+    source: str | Path,
+    save_start: bool,
+    items: dict[str, list[ScenarioRecord]],
+    options: RunnerOptions,
+) -> None:
+    """One ladder: fine-tune `model_dir` dose by dose, evaluating the model at each dose."""
+    figures["training"] = finetune_ladder(
+        model_dir, doses, cfg, seed, out_dir, source, save_start=save_start
+    )
+    for dose in figures["training"]["doses"]:
+        folder = dose_dir(out_dir, dose)
+        run_evals(folder / "model", items, folder, options)
 
 
 def untouched_items(run_dir: Path, model_ids: list[str], items: Items, seeds: int) -> set[ItemKey]:

@@ -52,7 +52,7 @@ from benrl.analysis.finetune_stress import (
     finetune_summary,
     floor_scores,
     harmful_source,
-    run_ladders,
+    ladder_units,
     untouched_items,
 )
 from benrl.data.personas import (
@@ -65,15 +65,15 @@ from benrl.data.personas import (
 from benrl.errors import BenrlError
 from benrl.evaluation.runner import (
     RunnerOptions,
-    check_failures,
+    evaluate_model,
     load_scores,
-    run_evals,
     select_items,
 )
 from benrl.evaluation.suites import eval_pool, eval_suite
 from benrl.records import ScenarioRecord, read_jsonl, read_records
-from benrl.run import Run, console
+from benrl.run import Run
 from benrl.training.finetune import check_doses
+from benrl.workers import Unit, run_units
 
 # --- summaries ----------------------------------------------------------------------------
 
@@ -185,25 +185,30 @@ def run_stage(run: Run) -> None:
     model_ids = run.model_ids(cfg.models)
     check_models(run, model_ids)
     items = cache(lambda: stress_items(run, eval_pool(run.cfg, read_records(run.eval_records))))
-    if personas:
-        for model_id in model_ids:
-            _persona_stage(run, None, None, model_id, items)  # the reference: no persona
-        for persona, prompt in personas:
-            for model_id in model_ids:
-                _persona_stage(run, persona.name, prompt, model_id, items)
-        _write(
-            run.dir / "stress" / "persona" / "summary.json",
-            persona_summary(
-                run.dir,
-                [p for p, _ in personas],
-                model_ids,
-                run.cfg.eval.compare,
-                run.cfg.eval.bootstrap,
-            ),
-        )
+    options = stress_options(run)
+    # One batch of units, the long ladders first, so the workers finish together.
+    units = []
     if "finetune" in cfg.parts:
-        options = stress_options(run)
-        run_ladders(run, doses, model_ids, items, _finetune_identity(run, doses), options)
+        identity = _finetune_identity(run, doses)
+        units += ladder_units(run, doses, model_ids, items, identity, options)
+    if personas:
+        conditions = [(None, None)] + [(p.name, prompt) for p, prompt in personas]
+        units += [  # (None, None): the reference, no persona
+            _persona_unit(run, name, prompt, model_id, items, options)
+            for name, prompt in conditions
+            for model_id in model_ids
+        ]
+    run_units([u for u in units if u], run.cfg.workers)
+    if personas:
+        summary = persona_summary(
+            run.dir,
+            [p for p, _ in personas],
+            model_ids,
+            run.cfg.eval.compare,
+            run.cfg.eval.bootstrap,
+        )
+        _write(run.dir / "stress" / "persona" / "summary.json", summary)
+    if "finetune" in cfg.parts:
         untouched = untouched_items(run.dir, model_ids, items, cfg.finetune_seeds)
         floor = floor_scores(items, options, {UNTOUCHED: untouched})
         summary = finetune_summary(
@@ -256,10 +261,16 @@ def stress_options(run: Run) -> RunnerOptions:
     return dataclasses.replace(RunnerOptions.from_config(run.cfg), paired_sampling=True)
 
 
-def _persona_stage(
-    run: Run, name: str | None, prompt: str | None, model_id: str, items: Items
-) -> None:
-    """One model's stress items under one persona (None: the no-persona reference)."""
+def _persona_unit(
+    run: Run,
+    name: str | None,
+    prompt: str | None,
+    model_id: str,
+    items: Items,
+    options: RunnerOptions,
+) -> Unit | None:
+    """One model's stress items under one persona (None: the no-persona reference);
+    None when its stage folder is complete."""
     folder = f"stress/persona/{name}/{model_id}" if name else f"stress/reference/{model_id}"
     stage = run.stage(
         folder,
@@ -268,19 +279,14 @@ def _persona_stage(
         extra=_identity(run, prompt=prompt),
     )
     if not run.should_run(stage, "stress"):
-        return
+        return None
     prompted = items()
     if prompt is not None:
         prompted = {n: [apply_persona(r, prompt) for r in rs] for n, rs in prompted.items()}
-    console.print(f"persona [bold]{name or '(none)'}[/bold] on {model_id}")
-    options = stress_options(run)
-    judges = options.judges()
-    with stage.running() as extra:
-        summary = run_evals(run.model_dir(model_id), prompted, stage.dir, options, judges)
-        extra["evals"] = len(summary)
-        extra["judge_failed"] = {n: s.failed for n, s in summary.items()}
-        where = f"{model_id} under persona {name or '(none)'}"
-        check_failures(stage.dir, summary, run.cfg.judge.max_failure_rate, where, judges)
+    message = f"persona [bold]{name or '(none)'}[/bold] on {model_id}"
+    where = f"{model_id} under persona {name or '(none)'}"
+    args = (run.model_dir(model_id), prompted, stage.dir, options, where)
+    return Unit(stage, message, evaluate_model, (*args, run.cfg.judge.max_failure_rate))
 
 
 def _write(path: Path, data: dict) -> None:

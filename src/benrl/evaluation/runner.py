@@ -21,7 +21,8 @@ from benrl.evaluation.stats import standard_error
 from benrl.evaluation.suites import eval_pool, eval_suite
 from benrl.judging.registry import JudgeCache
 from benrl.records import ScenarioRecord, read_json, read_jsonl, read_records, write_jsonl
-from benrl.run import Run, console
+from benrl.run import Run
+from benrl.workers import Unit, run_units
 
 if TYPE_CHECKING:
     from benrl.config import RunConfig
@@ -239,11 +240,10 @@ def check_failures(
 
 def run_stage(run: Run) -> None:
     """Evaluate every model of `eval.models` (seeds expanded) on the chosen evals."""
-    cfg = run.cfg.eval
     names = eval_suite(run.cfg)  # part of the stage's identity: new evals rerun it
     options = RunnerOptions.from_config(run.cfg)
-    judges = options.judges()
-    records = None
+    items = None
+    units = []
     for model_id in run.model_ids():
         model_dir = run.model_dir(model_id)
         stage = run.stage(
@@ -255,11 +255,27 @@ def run_stage(run: Run) -> None:
         )
         if not run.should_run(stage, "eval"):
             continue
-        records = records or eval_pool(run.cfg, read_records(run.eval_records))
-        items = select_items(records, names, cfg.items_per_eval, run.cfg.seed)
-        console.print(f"evaluating [bold]{model_id}[/bold] on {len(items)} evals")
-        with stage.running() as extra:
-            summary = run_evals(model_dir, items, stage.dir, options, judges)
-            extra["evals"] = len(summary)
-            extra["judge_failed"] = {name: s.failed for name, s in summary.items()}
-            check_failures(stage.dir, summary, run.cfg.judge.max_failure_rate, model_id, judges)
+        if items is None:
+            records = eval_pool(run.cfg, read_records(run.eval_records))
+            items = select_items(records, names, run.cfg.eval.items_per_eval, run.cfg.seed)
+        message = f"evaluating [bold]{model_id}[/bold] on {len(items)} evals"
+        args = (model_dir, items, stage.dir, options, model_id, run.cfg.judge.max_failure_rate)
+        units.append(Unit(stage, message, evaluate_model, args))
+    run_units(units, run.cfg.workers)
+
+
+def evaluate_model(
+    figures: dict,
+    model_dir: Path,
+    items: Items,
+    out_dir: Path,
+    options: RunnerOptions,
+    where: str,
+    max_failure_rate: float,
+) -> None:
+    """One model (or one condition of it, `where`) on the items: samples, summary, checks."""
+    judges = options.judges()
+    summary = run_evals(model_dir, items, out_dir, options, judges)
+    figures["evals"] = len(summary)
+    figures["judge_failed"] = {name: s.failed for name, s in summary.items()}
+    check_failures(out_dir, summary, max_failure_rate, where, judges)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import time
@@ -39,6 +38,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from benrl.config import OrganismConfig
+from benrl.devices import cpu_threads
 from benrl.errors import BenrlError
 from benrl.evaluation.generate import generate, load_model
 from benrl.organism.corpus import build_corpus, make_personas
@@ -72,13 +72,6 @@ VAL_SHARE = 0.02  # documents held out for validation loss
 LATENT_PAIRS_PER_SAMPLE = 6  # probe pairs of the persona tests per `card_samples`
 VAL_BLOCKS = 64  # at most this many validation blocks per evaluation
 CARD_MAX_NEW_TOKENS = 40  # longer than any sentence of the world's language
-
-
-def cpu_threads() -> int:
-    """OMP_NUM_THREADS when set (a machine shared with other jobs), else the usable cores."""
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # --- tokenizer ---------------------------------------------------------------------------

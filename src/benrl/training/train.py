@@ -27,8 +27,9 @@ from benrl.errors import BenrlError
 from benrl.evaluation.split import held_out_in_training
 from benrl.models import model_id, seed_of
 from benrl.records import ScenarioRecord, read_jsonl, read_records
-from benrl.run import Run, console
+from benrl.run import Run
 from benrl.training.arms import arm_spec, batch_composition, build_mixture, rows_per_probe
+from benrl.workers import Unit, run_units
 
 LOGGED_KEYS = (
     "reward",
@@ -331,8 +332,8 @@ def arm_inputs(cfg: TrainConfig, arm: str) -> dict:
 def run_stage(run: Run) -> None:
     """Train every arm of `train.arms` for each of its seeds; check each seed's arms match."""
     records = None
-    summaries = {}
     counts = run.cfg.train.seed_counts()
+    stages, units = {}, []
     for seed in range(max(counts.values())):
         for arm in [a for a in run.cfg.train.arms if seed < counts[a]]:
             stage = run.stage(
@@ -342,26 +343,29 @@ def run_stage(run: Run) -> None:
                 extra=[arm, arm_inputs(run.cfg.train, arm), run.cfg.directions.snapshots],
                 seed=seed,
             )
+            stages[model_id(arm, seed)] = stage
             if run.should_run(stage, "train"):
                 records = records or read_records(run.train_records)
-                console.print(
+                message = (
                     f"training [bold]{arm}[/bold] seed {seed} ({run.cfg.train.steps} GRPO steps)"
                 )
-                with stage.running() as extra:
-                    extra["summary"] = train_arm(
-                        arm,
-                        seed,
-                        run.cfg.train,
-                        run.cfg.judge,
-                        records,
-                        run.base_model,
-                        stage.dir,
-                        run.cfg.directions.snapshots,
-                    )
-            summaries[model_id(arm, seed)] = summarize_log(stage.dir / "log.jsonl", run.cfg.train)
+                cfg = run.cfg
+                args = (arm, seed, cfg.train, cfg.judge, records, run.base_model, stage.dir)
+                units.append(Unit(stage, message, train_unit, (*args, cfg.directions.snapshots)))
+    run_units(units, run.cfg.workers)
+    summaries = {
+        name: summarize_log(stage.dir / "log.jsonl", run.cfg.train)
+        for name, stage in stages.items()
+    }
+    for seed in range(max(counts.values())):
         check_compute_matched(
             {k: v for k, v in summaries.items() if seed_of(k) == seed},
             run.cfg.train.token_tolerance,
         )
     (run.dir / "arms").mkdir(exist_ok=True)
     (run.dir / "arms" / "summary.json").write_text(json.dumps(summaries, indent=2))
+
+
+def train_unit(figures: dict, *args: object) -> None:
+    """One arm x seed (`train_arm`'s arguments), its summary into the stage's manifest."""
+    figures["summary"] = train_arm(*args)

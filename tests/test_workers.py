@@ -1,0 +1,74 @@
+"""Stage units side by side (`benrl.workers`): where they run, what they keep, how they fail."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from benrl.devices import cpu_threads
+from benrl.errors import BenrlError
+from benrl.runfolder import Stage
+from benrl.workers import Unit, run_units
+
+
+def note_where(figures: dict, tag: str) -> None:
+    """A unit's work: say which process and how many torch threads ran it; write an output."""
+    figures["pid"] = os.getpid()
+    figures["threads"] = torch.get_num_threads()
+    figures["tag"] = tag
+
+
+def fail_after_a_figure(figures: dict, message: str) -> None:
+    figures["reached"] = True
+    raise BenrlError(message)
+
+
+def manifest(stage: Stage) -> dict:
+    return json.loads(stage.manifest_path.read_text())
+
+
+def units_of(tmp_path: Path, works: list[tuple]) -> list[Unit]:
+    return [
+        Unit(Stage(tmp_path, f"unit-{k}", "hash"), f"unit {k}", work, args)
+        for k, (work, args) in enumerate(works)
+    ]
+
+
+def test_one_worker_runs_the_units_here_in_order(tmp_path):
+    units = units_of(tmp_path, [(note_where, ("a",)), (note_where, ("b",))])
+    run_units(units, workers=1)
+    got = [manifest(u.stage) for u in units]
+    assert [m["status"] for m in got] == ["complete", "complete"]
+    assert [m["pid"] for m in got] == [os.getpid()] * 2
+    assert [m["tag"] for m in got] == ["a", "b"]
+
+
+def test_two_workers_run_units_in_processes_with_a_share_of_the_cores(tmp_path):
+    units = units_of(tmp_path, [(note_where, (tag,)) for tag in "abcde"])
+    run_units(units, workers=2)
+    got = [manifest(u.stage) for u in units]
+    assert all(m["status"] == "complete" for m in got)
+    assert [m["tag"] for m in got] == list("abcde")  # each unit's own arguments
+    pooled, last = got[:4], got[4]
+    assert os.getpid() not in {m["pid"] for m in pooled}
+    assert len({m["pid"] for m in pooled}) <= 2
+    assert {m["threads"] for m in pooled} == {max(1, cpu_threads() // 2)}
+    # the fifth would run alone on half the cores: it runs here, on all of them
+    assert last["pid"] == os.getpid() and last["threads"] == torch.get_num_threads()
+
+
+def test_a_failed_unit_raises_and_the_finished_ones_are_kept(tmp_path):
+    works = [(note_where, ("a",)), (fail_after_a_figure, ("the judge is down",))]
+    units = units_of(tmp_path, works + [(note_where, (tag,)) for tag in "cdef"])
+    with pytest.raises(BenrlError, match="the judge is down"):
+        run_units(units, workers=2)
+    assert manifest(units[0].stage)["status"] == "complete"
+    failed = manifest(units[1].stage)
+    assert failed["status"] == "failed" and failed["reached"] is True  # figures it reached
+    # later units either ran (a worker was free before the failure) or never started
+    later = [u.stage for u in units[2:]]
+    assert all(not s.manifest_path.exists() or manifest(s)["status"] == "complete" for s in later)
