@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,48 @@ def test_a_failed_unit_raises_and_the_finished_ones_are_kept(tmp_path):
     # later units either ran (a worker was free before the failure) or never started
     later = [u.stage for u in units[2:]]
     assert all(not s.manifest_path.exists() or manifest(s)["status"] == "complete" for s in later)
+
+
+def sleep_long(figures: dict, pid_file: str) -> None:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+PARENT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_workers import sleep_long
+from benrl.runfolder import Stage
+from benrl.workers import Unit, run_units
+root = Path({root!r})
+run_units([Unit(Stage(root, f"u{{k}}", "h"), "", sleep_long, (str(root / f"pid{{k}}"),))
+           for k in range(2)], 2)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_a_killed_run(tmp_path):
+    """A killed run leaves no worker writing into the folder its resumed run will use."""
+    script = PARENT.format(tests=str(Path(__file__).parent), root=str(tmp_path))
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    pid_files = [tmp_path / "pid0", tmp_path / "pid1"]
+    deadline = time.monotonic() + 120
+    while not all(p.is_file() and p.read_text() for p in pid_files):
+        assert time.monotonic() < deadline and parent.poll() is None, "workers never started"
+        time.sleep(0.2)
+    workers = [int(p.read_text()) for p in pid_files]
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived the killed run"
+        time.sleep(0.2)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -23,8 +23,11 @@ units when fewer are left than workers (they get every core).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from benrl.devices import cpu_threads
 from benrl.run import console
 from benrl.runfolder import Stage
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -111,9 +116,26 @@ def shutdown_workers() -> None:
 
 
 def _start_worker(threads: int) -> None:
-    """A worker's setup: its share of the cores, and no live progress bars (they would
-    draw over each other; the unit's start message still prints)."""
+    """A worker's setup: its share of the cores, no live progress bars (they would draw
+    over each other; the unit's start message still prints), and death with its parent."""
     import torch
 
+    _die_with_parent()
     torch.set_num_threads(threads)
     os.environ["BENRL_PROGRESS"] = "0"
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the run's process dies (killed, crashed).
+
+    A killed run releases its run-folder lock; a worker left running would then write
+    into the folder of the resumed run. Elsewhere the worker ends at its next unit,
+    when it finds the pool gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() == 1:  # the parent died before the request: nobody is left to wait
+        os._exit(1)
