@@ -85,15 +85,15 @@ def test_report_has_headline_and_table(smoke_run):
 
 
 def test_report_times_every_stage_and_shows_the_card(smoke_run):
-    from benrl.report.results import stage_seconds, stage_totals
+    from benrl.report.results import stage_seconds, stage_spans, stage_totals
 
     parts = stage_seconds(smoke_run)
-    totals = stage_totals(parts)
+    totals = stage_totals(stage_spans(smoke_run))
     # every stage that ran has a total, parts of a stage add up to it, and the total adds up
     assert {"scenarios", "organism", "train", "eval", "stress", "directions"} <= set(totals)
     assert "report" not in totals  # still running when the table is written
     arms = sum(v for k, v in parts.items() if k.startswith("arms/"))
-    assert totals["train"] == pytest.approx(arms)
+    assert totals["train"] == pytest.approx(arms)  # one worker: the arms one after another
     assert totals["total"] == pytest.approx(sum(v for k, v in totals.items() if k != "total"))
     card = json.loads((smoke_run / "organism" / "card.json").read_text())
     report = (smoke_run / "report" / "report.md").read_text()

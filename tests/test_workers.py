@@ -14,6 +14,7 @@ import torch
 
 from benrl.devices import cpu_threads
 from benrl.errors import BenrlError
+from benrl.report.results import stage_spans, stage_totals
 from benrl.runfolder import Stage
 from benrl.workers import Unit, run_units
 
@@ -87,6 +88,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_workers import sleep_long
+from benrl.report.results import stage_spans, stage_totals
 from benrl.runfolder import Stage
 from benrl.workers import Unit, run_units
 root = Path({root!r})
@@ -120,3 +122,24 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_stage_times_count_parts_side_by_side_once(tmp_path):
+    spans = {
+        "organism": [-5.0, 0.0],
+        "arms/a-s0": [0.0, 10.0],
+        "arms/b-s0": [2.0, 12.0],  # beside a-s0: 2 more seconds of wall time
+        "arms/c-s0": [20.0, 25.0],
+        "evals/pre": [30.0, 31.0],
+    }
+    assert stage_totals(spans) == {"organism": 5, "train": 17, "eval": 1, "total": 23}
+    # manifests written before `started_epoch` carry only the start to the second
+    for name, started, seconds in (
+        ("evals/pre", "2026-01-01T00:00:00", 4.0),
+        ("evals/x-s0", "2026-01-01T00:00:02", 4.0),
+    ):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        manifest = {"stage": name, "started": started, "seconds": seconds}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert stage_totals(stage_spans(tmp_path))["eval"] == 6.0

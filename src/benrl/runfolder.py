@@ -170,6 +170,7 @@ class Stage:
             "seed": self.seed,
             "packages": package_versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+            "started_epoch": started,
             "seconds": round(time.time() - started, 2),
             **(extra or {}),
         }

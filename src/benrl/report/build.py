@@ -82,8 +82,8 @@ def write_report(run_dir: Path, cfg: RunConfig, model_ids: list[str], out_dir: P
         if not getattr(cfg, part).enabled and results[part]:
             results[part] = {}
             results["left_out"][part] = f"{part}.enabled is false in this config"
-            seconds = results["stage_seconds"]
-            results["stage_seconds"] = {k: v for k, v in seconds.items() if k.split("/")[0] != part}
+            for key in ("stage_seconds", "stage_spans"):
+                results[key] = {k: v for k, v in results[key].items() if k.split("/")[0] != part}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     categories = {name: ev.category for name, ev in registered_evals().items()}

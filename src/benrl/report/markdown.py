@@ -36,7 +36,7 @@ def report_markdown(
         training_section(results["training"], results["training_signal"], figures),
         seeds_section(results["seeds"]),
         organism_section(results["organism_card"]),
-        stage_times_section(results["stage_seconds"]),
+        stage_times_section(results["stage_seconds"], results["stage_spans"]),
     ]
     lines = ["# benrl report"]
     for section in sections:
@@ -508,9 +508,11 @@ def organism_rows(card: dict) -> list[list]:
     ]
 
 
-def stage_times_section(seconds: dict[str, float | None]) -> list[str]:
-    """Seconds per stage (summed over its parts), then every part's own seconds."""
-    totals = stage_totals(seconds)
+def stage_times_section(
+    seconds: dict[str, float | None], spans: dict[str, list[float]]
+) -> list[str]:
+    """Wall seconds per stage (parts side by side count once), then each part's seconds."""
+    totals = stage_totals(spans)
     return [
         "## Stage times (s)",
         "",

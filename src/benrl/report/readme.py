@@ -87,8 +87,8 @@ def results_block(results: dict, run_dir: Path, readme: Path) -> list[str]:
         ]
     lines += persistence_lines(results.get("stress") or {}, chosen["compare"])
     lines += directions_lines(results.get("directions") or {})
-    if results.get("stage_seconds"):
-        lines += [_stage_time_line(stage_totals(results["stage_seconds"])), ""]
+    if results.get("stage_spans"):
+        lines += [_stage_time_line(stage_totals(results["stage_spans"])), ""]
     report = f"{run}/report/report"
     return [*lines, f"Full report: [{report}.md]({report}.md) ([html]({report}.html)).", ""]
 
@@ -162,7 +162,8 @@ def _stage_time_line(totals: dict[str, float]) -> str:
     )
     return (
         f"Time to produce this run folder on its machine: {parts}; total "
-        f"{totals['total'] / 60:.1f} min (each stage's manifest; setup and glue not counted)."
+        f"{totals['total'] / 60:.1f} min (from each stage's manifests; parts run side by side "
+        "count once; setup and glue not counted)."
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benrl.analysis.directions_stage import directions_results
@@ -405,6 +406,7 @@ def run_summaries(run_dir: Path, model_ids: list[str]) -> dict:
         "stress": stress_results(run_dir) if (run_dir / "stress").exists() else {},
         "directions": directions_results(run_dir),
         "stage_seconds": stage_seconds(run_dir),
+        "stage_spans": stage_spans(run_dir),
     }
 
 
@@ -413,26 +415,56 @@ def _read_json(path: Path) -> dict:
 
 
 def stage_seconds(run_dir: Path) -> dict[str, float]:
-    seconds = {}
-    for manifest in sorted(run_dir.glob("**/manifest.json")):
-        data = json.loads(manifest.read_text())
-        seconds[data["stage"]] = data.get("seconds")
-    return seconds
+    """Each part's own seconds (a stage folder's manifest), by part name."""
+    return {data["stage"]: data.get("seconds") for data in _manifests(run_dir)}
 
 
-def stage_totals(seconds: dict[str, float | None]) -> dict[str, float]:
-    """Seconds per pipeline stage (its parts' manifests summed) and their total.
+def stage_spans(run_dir: Path) -> dict[str, list[float]]:
+    """Each part's [start, end] in seconds since the epoch, by part name."""
+    spans = {}
+    for data in _manifests(run_dir):
+        if data.get("seconds") is None or "started" not in data:
+            continue
+        start = data.get("started_epoch") or _epoch(data["started"])
+        spans[data["stage"]] = [start, start + data["seconds"]]
+    return spans
 
-    Glue between parts (loading records, writing summaries) is not in any manifest, so
-    the total is a little below the wall time the run printed. The report stage is left
-    out: it is still running when this is written.
+
+def _manifests(run_dir: Path) -> list[dict]:
+    return [json.loads(m.read_text()) for m in sorted(run_dir.glob("**/manifest.json"))]
+
+
+def _epoch(started: str) -> float:
+    """A manifest's UTC start (to the second, as manifests before `started_epoch` have it)."""
+    return datetime.strptime(started, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
+def stage_totals(spans: dict[str, list[float]]) -> dict[str, float]:
+    """Wall seconds per pipeline stage, and their total.
+
+    A stage's time is the time covered by its parts' [start, end] spans: parts that ran
+    side by side (`workers: 2`) count once, parts one after another add up. Glue between
+    parts (loading records, writing summaries) is not in any manifest, so the total is a
+    little below the wall time the run printed. The report stage is left out: it is
+    still running when this is written.
     """
     stage_of_folder = {"arms": "train", "evals": "eval"}  # other folders are named as stages
-    totals = dict.fromkeys(STAGES, 0.0)
-    for part, value in seconds.items():
+    by_stage: dict[str, list[list[float]]] = {}
+    for part, span in spans.items():
         folder = part.split("/")[0]
-        stage = stage_of_folder.get(folder, folder)
-        totals[stage] = totals.get(stage, 0.0) + (value or 0.0)
+        by_stage.setdefault(stage_of_folder.get(folder, folder), []).append(span)
+    in_order = sorted(by_stage, key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES))
+    totals = {stage: _covered(by_stage[stage]) for stage in in_order}
     totals = {k: v for k, v in totals.items() if v and k != "report"}
     totals["total"] = sum(totals.values())
     return totals
+
+
+def _covered(spans: list[list[float]]) -> float:
+    """Length of the union of [start, end] intervals."""
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered
