@@ -12,16 +12,19 @@ import pytest
 from tiny import organism_tokenizer, tiny_llama
 from trl import GRPOConfig
 
-from benrl.config import JudgeConfig, ScenariosConfig, TrainConfig
+from benrl.config import JudgeConfig, RunConfig, ScenariosConfig, TrainConfig
 from benrl.data.scenarios import build_scenarios
 from benrl.errors import BenrlError
 from benrl.records import read_records, write_jsonl
+from benrl.report.results import stage_spans
+from benrl.run import Run
 from benrl.training.arms import ARM_SPECS
 from benrl.training.train import (
     arm_inputs,
     check_compute_matched,
     grpo_args,
     peft_config,
+    run_stage,
     train_arm,
 )
 
@@ -207,3 +210,26 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_data(setup, t
     # the resumed steps reproduce the uninterrupted run's rewards and lengths.
     for key in ("reward", "completions/mean_length", "num_tokens"):
         assert [r[key] for r in resumed] == pytest.approx([r[key] for r in reference]), key
+
+
+def test_the_stage_trains_arms_side_by_side_in_workers(setup, tmp_path):
+    """`workers: 2`: two arms train at once in worker processes, on a Hugging Face model."""
+    records, model = setup
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    write_jsonl(scenarios / "train.jsonl", [r.model_dump(mode="json") for r in records])
+    # two steps of two prompts: trait and task prompts differ in length (as in the smoke)
+    more = {"arms": ["baseline", "beneficial"], "seeds": 1, "token_tolerance": 1.0}
+    train = TINY_TRAIN.model_copy(update=more)
+    cfg = RunConfig(model=str(model), train=train, workers=2)
+    run_stage(Run(cfg, tmp_path))
+    for arm in ("baseline-s0", "beneficial-s0"):
+        manifest = json.loads((tmp_path / "arms" / arm / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["summary"]["steps"] == 2
+        assert (tmp_path / "arms" / arm / "model" / "model.safetensors").is_file()
+        assert [r["step"] for r in log_rows(tmp_path / "arms" / arm)] == [1, 2]
+    summary = json.loads((tmp_path / "arms" / "summary.json").read_text())
+    assert set(summary) == {"baseline-s0", "beneficial-s0"}
+    spans = stage_spans(tmp_path)  # side by side: the two arms' spans overlap
+    (a_start, a_end), (b_start, b_end) = spans["arms/baseline-s0"], spans["arms/beneficial-s0"]
+    assert a_start < b_end and b_start < a_end
