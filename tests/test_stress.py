@@ -17,6 +17,7 @@ from benrl.analysis.stress import persona_summary, run_stage, stress_results
 from benrl.config import EvalConfig, RunConfig, ScenariosConfig, StressConfig
 from benrl.data.personas import apply_persona, choose_personas, load_personas
 from benrl.data.scenarios import build_scenarios
+from benrl.devices import cpu_threads
 from benrl.errors import BenrlError
 from benrl.evaluation.runner import run_stage as stage_eval
 from benrl.organism.corpus import SYLLABLES
@@ -362,6 +363,7 @@ def test_missing_model_is_named_before_any_compute(run_dir, tmp_path):
         run_stage(make_run(root, STRESS.model_copy(update={"personas_file": bad})))
 
 
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
 def test_two_workers_write_the_folders_of_one(stressed, tmp_path):
     """`workers: 2` runs the same eval and stress units in worker processes: the same
     folders and items, nearly all the same answers."""

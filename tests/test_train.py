@@ -14,6 +14,7 @@ from trl import GRPOConfig
 
 from benrl.config import JudgeConfig, RunConfig, ScenariosConfig, TrainConfig
 from benrl.data.scenarios import build_scenarios
+from benrl.devices import cpu_threads
 from benrl.errors import BenrlError
 from benrl.records import read_records, write_jsonl
 from benrl.report.results import stage_spans
@@ -212,6 +213,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_data(setup, t
         assert [r[key] for r in resumed] == pytest.approx([r[key] for r in reference]), key
 
 
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
 def test_the_stage_trains_arms_side_by_side_in_workers(setup, tmp_path):
     """`workers: 2`: two arms train at once in worker processes, on a Hugging Face model."""
     records, model = setup

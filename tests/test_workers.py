@@ -51,6 +51,7 @@ def test_one_worker_runs_the_units_here_in_order(tmp_path):
     assert [m["tag"] for m in got] == ["a", "b"]
 
 
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
 def test_two_workers_run_units_in_processes_with_a_share_of_the_cores(tmp_path):
     units = units_of(tmp_path, [(note_where, (tag,)) for tag in "abcde"])
     run_units(units, workers=2)
@@ -60,11 +61,19 @@ def test_two_workers_run_units_in_processes_with_a_share_of_the_cores(tmp_path):
     pooled, last = got[:4], got[4]
     assert os.getpid() not in {m["pid"] for m in pooled}
     assert len({m["pid"] for m in pooled}) <= 2
-    assert {m["threads"] for m in pooled} == {max(1, cpu_threads() // 2)}
+    assert {m["threads"] for m in pooled} == {cpu_threads() // 2}
     # the fifth would run alone on half the cores: it runs here, on all of them
     assert last["pid"] == os.getpid() and last["threads"] == torch.get_num_threads()
 
 
+def test_one_core_runs_every_unit_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a machine shared with other jobs
+    units = units_of(tmp_path, [(note_where, (tag,)) for tag in "ab"])
+    run_units(units, workers=2)
+    assert [manifest(u.stage)["pid"] for u in units] == [os.getpid()] * 2
+
+
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
 def test_a_failed_unit_raises_and_the_finished_ones_are_kept(tmp_path):
     works = [(note_where, ("a",)), (fail_after_a_figure, ("the judge is down",))]
     units = units_of(tmp_path, works + [(note_where, (tag,)) for tag in "cdef"])
@@ -98,6 +107,7 @@ run_units([Unit(Stage(root, f"u{{k}}", "h"), "", sleep_long, (str(root / f"pid{{
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
 def test_workers_die_with_a_killed_run(tmp_path):
     """A killed run leaves no worker writing into the folder its resumed run will use."""
     script = PARENT.format(tests=str(Path(__file__).parent), root=str(tmp_path))

@@ -461,8 +461,9 @@ class RunConfig(Section):
         1,
         ge=1,
         description="processes that run the eval and stress stages' units (a model, a "
-        "persona, a fine-tuning ladder) side by side, each with cores/workers torch threads; "
-        "1 runs them one by one in this process (benrl/workers.py)",
+        "persona, a fine-tuning ladder) side by side, each with cores/workers torch threads "
+        "(never more processes than cores); 1 runs them one by one in this process "
+        "(benrl/workers.py)",
     )
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     scenarios: ScenariosConfig = Field(default_factory=ScenariosConfig)

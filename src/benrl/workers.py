@@ -66,14 +66,16 @@ def run_units(units: Sequence[Unit], workers: int) -> None:
 
     The last units, fewer than the processes (9 arms on 2 workers: the ninth), would
     run alone on a share of the cores: they run here after the pool, with all of them.
+    A machine with one core (or OMP_NUM_THREADS=1) runs every unit here.
     """
-    if workers <= 1 or len(units) <= 1:
+    # never more processes than cores (OMP_NUM_THREADS, when set, counts as the cores)
+    processes = min(workers, len(units), cpu_threads())
+    if processes <= 1:
         for unit in units:
             run_unit(unit)
         return
-    processes = min(workers, len(units))
     pooled = len(units) - len(units) % processes
-    _run_pool(units[:pooled], processes, max(1, cpu_threads() // processes))
+    _run_pool(units[:pooled], processes, cpu_threads() // processes)
     run_units(units[pooled:], 1)
 
 
