@@ -1,12 +1,12 @@
 """Independent stage units side by side, in worker processes with a share of the cores each.
 
-The eval and stress stages are many independent units (one model on the eval suite, one
-persona on one model, one fine-tuning ladder), each a resumable stage folder with its
-own manifest. One process runs them one after another, and a small model leaves cores
+The train, eval and stress stages are many independent units (an arm x seed, one model
+on the eval suite, one persona on one model, one fine-tuning ladder), each a resumable
+stage folder with its own manifest. One process runs them one after another, and a small model leaves cores
 idle: a decode step of the organism is mostly per-op overhead, which two threads share
 badly. With `workers: N` (the config's top-level key), N units run at a time, each in a
-process of `cores / N` torch threads. On 2 cores, two 1-thread processes generate about
-1.35x the tokens of one 2-thread process (docs/performance.md).
+process of `cores / N` torch threads. On 2 cores, two 1-thread processes answer 1.3x
+as fast as one 2-thread process, and train 1.35x the GRPO arms (docs/performance.md).
 
 A unit writes its outputs and its manifest itself (`Stage.running`), so a unit that
 finished is kept whatever happens to the others, and a killed run resumes at the units
@@ -131,8 +131,8 @@ def _die_with_parent() -> None:
     """Ask Linux to kill this worker when the run's process dies (killed, crashed).
 
     A killed run releases its run-folder lock; a worker left running would then write
-    into the folder of the resumed run. Elsewhere the worker ends at its next unit,
-    when it finds the pool gone.
+    into the folder of the resumed run (and, its unit done, wait for work forever).
+    Other systems have no such request: there, stop the workers of a killed run by hand.
     """
     if not sys.platform.startswith("linux"):
         return
