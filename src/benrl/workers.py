@@ -4,9 +4,10 @@ The train, eval and stress stages are many independent units (an arm x seed, one
 on the eval suite, one persona on one model, one fine-tuning ladder), each a resumable
 stage folder with its own manifest. One process runs them one after another, and a
 small model leaves cores idle: a decode step of the organism is mostly per-op overhead,
-which two threads share badly. With `workers: N` (the config's top-level key), N units run at a time, each in a
-process of `cores / N` torch threads. On 2 cores, two 1-thread processes answer 1.3x
-as fast as one 2-thread process, and train 1.35x the GRPO arms (docs/performance.md).
+which two threads share badly. With `workers: N` (the config's top-level key), N units
+run at a time, each in a process of `cores / N` torch threads. On 2 cores, two 1-thread
+processes answer 1.3x as fast as one 2-thread process, and train 1.35x the GRPO arms
+(docs/performance.md).
 
 A unit writes its outputs and its manifest itself (`Stage.running`), so a unit that
 finished is kept whatever happens to the others, and a killed run resumes at the units
