@@ -283,10 +283,16 @@ def _persona_unit(
     prompted = items()
     if prompt is not None:
         prompted = {n: [apply_persona(r, prompt) for r in rs] for n, rs in prompted.items()}
-    message = f"persona [bold]{name or '(none)'}[/bold] on {model_id}"
-    where = f"{model_id} under persona {name or '(none)'}"
-    args = (run.model_dir(model_id), prompted, stage.dir, options, where)
-    return Unit(stage, message, evaluate_model, (*args, run.cfg.judge.max_failure_rate))
+    condition = name or "(none)"
+    args = (
+        run.model_dir(model_id),
+        prompted,
+        stage.dir,
+        options,
+        f"{model_id} under persona {condition}",
+        run.cfg.judge.max_failure_rate,
+    )
+    return Unit(stage, f"persona [bold]{condition}[/bold] on {model_id}", evaluate_model, args)
 
 
 def _write(path: Path, data: dict) -> None:

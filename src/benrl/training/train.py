@@ -349,9 +349,17 @@ def run_stage(run: Run) -> None:
                 message = (
                     f"training [bold]{arm}[/bold] seed {seed} ({run.cfg.train.steps} GRPO steps)"
                 )
-                cfg = run.cfg
-                args = (arm, seed, cfg.train, cfg.judge, records, run.base_model, stage.dir)
-                units.append(Unit(stage, message, train_unit, (*args, cfg.directions.snapshots)))
+                args = (
+                    arm,
+                    seed,
+                    run.cfg.train,
+                    run.cfg.judge,
+                    records,
+                    run.base_model,
+                    stage.dir,
+                    run.cfg.directions.snapshots,
+                )
+                units.append(Unit(stage, message, train_unit, args))
     run_units(units, run.cfg.workers)
     summaries = {
         name: summarize_log(stage.dir / "log.jsonl", run.cfg.train)
