@@ -13,6 +13,10 @@ FLOPs per trained token are counted from the model's shapes (see `train_flops_pe
 matmul (attention projections, MLP, LM head; the embedding lookup is free) plus the
 attention scores and weighted sum over the block. Goal (issue 16): at least 50%.
 
+3. The ceiling: a step's weight matmuls alone (forward, input and weight gradients) at
+   the step's own shapes (batch x seq_len tokens by the hidden size), timed alike: the ratio
+   the step would reach if nothing but those matmuls ran (`step_matmuls_ratio`).
+
     python benchmarks/bench_pretrain.py [--steps 40] [--documents 3000]
 
 Prints the figures and writes benchmarks/results/bench_pretrain.json.
@@ -53,6 +57,34 @@ def matmul_flops_per_s(seconds: float = 3.0) -> float:
             torch.mm(a, b)
         best = max(best, 10 * 2 * MATMUL_SIZE**3 / (time.perf_counter() - started))
     return best
+
+
+def step_matmuls_flops_per_s(cfg: OrganismConfig, vocab: int, rounds: int = 5) -> float:
+    """FLOP/s of only a pretraining step's weight matmuls (forward, input and weight
+    gradients) at the step's own shapes: the ceiling of the ratio if nothing else ran."""
+    d, ffn = cfg.hidden_size, cfg.intermediate_size or cfg.hidden_size * 8 // 3
+    tokens = cfg.batch_size * cfg.seq_len
+    shapes = cfg.layers * [(d, d)] * 4 + cfg.layers * [(ffn, d)] * 2 + cfg.layers * [(d, ffn)]
+    shapes.append((vocab, d))  # (out, in) of q k v o, gate up, down, and the LM head
+    operands = [
+        (torch.randn(tokens, fan_in), torch.randn(fan_out, fan_in), torch.randn(tokens, fan_out))
+        for fan_out, fan_in in shapes
+    ]
+
+    def one_step() -> None:
+        for x, weight, grad in operands:
+            torch.mm(x, weight.t())  # forward
+            torch.mm(grad, weight)  # gradient of the input
+            torch.mm(grad.t(), x)  # gradient of the weight
+
+    one_step()  # warm-up
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        one_step()
+        best = min(best, time.perf_counter() - started)
+    flops = sum(3 * 2 * tokens * fan_out * fan_in for fan_out, fan_in in shapes)
+    return flops / best
 
 
 def train_flops_per_token(cfg: OrganismConfig, vocab: int) -> float:
@@ -101,6 +133,7 @@ def main() -> None:
     cfg = OrganismConfig(documents=args.documents)
     before = matmul_flops_per_s()
     tokens_per_s, vocab = pretrain_tokens_per_s(cfg, args.documents, args.steps)
+    step_matmuls = step_matmuls_flops_per_s(cfg, vocab)
     after = matmul_flops_per_s()
     matmul = max(before, after)  # the best the machine did while we measured
     flops_per_token = train_flops_per_token(cfg, vocab)
@@ -121,6 +154,8 @@ def main() -> None:
             "trained_tokens_per_s": tokens_per_s,
             "achieved_gflops": achieved / 1e9,
             "ratio": achieved / matmul,
+            "step_matmuls_gflops": step_matmuls / 1e9,
+            "step_matmuls_ratio": step_matmuls / matmul,
             "goal": 0.5,
         },
     )
