@@ -68,3 +68,20 @@ def test_organism_build_goes_through_its_manifest(tmp_path: Path, monkeypatch) -
     edited = RunConfig.model_validate({"organism": {"coherence": 0.0}})
     organism_stage.build_stage(Run(edited, tmp_path), "organism")  # edited: rebuilt
     assert built == [1.0, 0.0]
+
+
+def test_ctrl_c_says_what_is_kept_and_exits_130(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import benrl.pipeline
+    from benrl.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benrl.pipeline, "run_pipeline", interrupted)
+    config = Path(__file__).parents[1] / "configs" / "smoke.yaml"
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(tmp_path)])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "resume" in result.output
+    assert "Traceback" not in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,24 +107,51 @@ run_units([Unit(Stage(root, f"u{{k}}", "h"), "", sleep_long, (str(root / f"pid{{
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
-def test_workers_die_with_a_killed_run(tmp_path):
-    """A killed run leaves no worker writing into the folder its resumed run will use."""
+def start_parent(tmp_path: Path, **popen) -> tuple[subprocess.Popen, list[int]]:
+    """A run whose two workers each sleep in a unit; return it and the workers' pids."""
     script = PARENT.format(tests=str(Path(__file__).parent), root=str(tmp_path))
-    parent = subprocess.Popen([sys.executable, "-c", script])
+    parent = subprocess.Popen([sys.executable, "-c", script], **popen)
     pid_files = [tmp_path / "pid0", tmp_path / "pid1"]
     deadline = time.monotonic() + 120
     while not all(p.is_file() and p.read_text() for p in pid_files):
         assert time.monotonic() < deadline and parent.poll() is None, "workers never started"
         time.sleep(0.2)
-    workers = [int(p.read_text()) for p in pid_files]
+    return parent, [int(p.read_text()) for p in pid_files]
+
+
+def wait_gone(pids: list[int], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
+def test_workers_die_with_a_killed_run(tmp_path):
+    """A killed run leaves no worker writing into the folder its resumed run will use."""
+    parent, workers = start_parent(tmp_path)
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in workers):
-        assert time.monotonic() < deadline, "a worker outlived the killed run"
-        time.sleep(0.2)
+    wait_gone(workers, "a worker outlived the killed run")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups as on Linux")
+@pytest.mark.skipif(cpu_threads() < 2, reason="workers need two cores")
+def test_ctrl_c_stops_the_running_units_as_failed(tmp_path):
+    """Ctrl-C reaches the run and its workers (one process group, as a terminal sends it):
+    the units stop instead of finishing their minute, each marked failed for the resume."""
+    parent, workers = start_parent(
+        tmp_path,
+        start_new_session=True,  # its own group, with Ctrl-C's default meaning
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    os.killpg(parent.pid, signal.SIGINT)
+    assert parent.wait(timeout=30) != 0
+    wait_gone(workers, "a worker outlived the interrupted run")
+    for k in range(2):
+        unit = json.loads((tmp_path / f"u{k}" / "manifest.json").read_text())
+        assert unit["status"] == "failed"
 
 
 def alive(pid: int) -> bool:

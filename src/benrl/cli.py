@@ -4,7 +4,7 @@
 inspect one piece; stage commands take the same config and run folder as `run`, so
 `benrl scenarios build` is `benrl run --only scenarios`. User errors (`BenrlError`)
 print one line naming what and where and exit with code 2; nothing already finished
-in the run folder is deleted.
+in the run folder is deleted. Ctrl-C says so and exits 130; the same command resumes.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ DEFAULT_CONFIG = Path("configs/default.yaml")
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Print a BenrlError as one line and exit 2, without a traceback."""
+    """Print a BenrlError as one line and exit 2, without a traceback; on Ctrl-C say what
+    is kept and exit 130 (128 + SIGINT, as a shell reports it)."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
@@ -88,6 +89,12 @@ def user_errors(fn: Callable) -> Callable:
                 f"[red]error:[/red]{where}: {e.strerror or e}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:  # the running stage (or units) are marked failed
+            console.print(
+                "[yellow]interrupted:[/yellow] finished stages are kept; "
+                "run the same command again to resume"
+            )
+            raise typer.Exit(130) from None
 
     return wrapper
 
