@@ -12,24 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from worker_units import fail_after_a_figure, note_where
 
 from benrl.devices import cpu_threads
 from benrl.errors import BenrlError
 from benrl.report.results import stage_spans, stage_totals
 from benrl.runfolder import Stage
 from benrl.workers import Unit, run_units
-
-
-def note_where(figures: dict, tag: str) -> None:
-    """A unit's work: say which process and how many torch threads ran it; write an output."""
-    figures["pid"] = os.getpid()
-    figures["threads"] = torch.get_num_threads()
-    figures["tag"] = tag
-
-
-def fail_after_a_figure(figures: dict, message: str) -> None:
-    figures["reached"] = True
-    raise BenrlError(message)
 
 
 def manifest(stage: Stage) -> dict:
@@ -88,17 +77,11 @@ def test_a_failed_unit_raises_and_the_finished_ones_are_kept(tmp_path):
     assert all(not s.manifest_path.exists() or manifest(s)["status"] == "complete" for s in later)
 
 
-def sleep_long(figures: dict, pid_file: str) -> None:
-    Path(pid_file).write_text(str(os.getpid()))
-    time.sleep(60)
-
-
 PARENT = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_workers import sleep_long
-from benrl.report.results import stage_spans, stage_totals
+from worker_units import sleep_long
 from benrl.runfolder import Stage
 from benrl.workers import Unit, run_units
 root = Path({root!r})
