@@ -110,6 +110,10 @@ def test_rerun_skips_every_stage(smoke_run):
 
 def test_killed_run_resumes_and_matches(smoke_run, tmp_path):
     out = tmp_path / "killed"
+    # The kill comes in training: the stages before it are the session run's, copied (a
+    # moved run folder is still complete: its hashes name files relative to the folder).
+    for stage in ("scenarios", "organism"):
+        shutil.copytree(smoke_run / stage, out / stage)
     proc = benrl("run", "--config", str(SMOKE), "--out", str(out), start_new_session=True)
     target = out / "arms" / "baseline-s0" / "manifest.json"
     deadline = time.time() + 600
@@ -117,6 +121,7 @@ def test_killed_run_resumes_and_matches(smoke_run, tmp_path):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert "skip organism" in proc.stderr.read()
     assert manifest(out / "organism")["status"] == "complete"
     organism_stamp = manifest(out / "organism")["started"]
     resumed = run_ok("run", "--config", str(SMOKE), "--out", str(out))
