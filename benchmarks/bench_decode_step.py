@@ -191,6 +191,9 @@ def main() -> None:
     else:
         folder = args.model / "model" if (args.model / "model").is_dir() else args.model
         model, _ = load_model(folder)
+    cfg = model.config
+    if cfg.model_type != "llama" or cfg.attention_bias or cfg.mlp_bias:
+        parser.error(f"{args.model}: the functional step is written for bias-free Llamas only")
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (args.batch_size, args.prompt_tokens), generator=generator)
