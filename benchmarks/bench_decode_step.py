@@ -88,7 +88,8 @@ class FunctionalLlama:
         batch, width = len(tokens), self.model.config.hidden_size
         x = self.model.model.embed_tokens(tokens)[:, None]
         angles = position * self.inverse_frequency
-        cos, sin = torch.cat([angles, angles]).cos(), torch.cat([angles, angles]).sin()
+        angles = torch.cat([angles, angles])  # rotate_half's layout: both halves alike
+        cos, sin = angles.cos(), angles.sin()
         groups = self.heads // self.kv_heads
         for index, layer in enumerate(self.model.model.layers):
             h = F.rms_norm(x, (width,), layer.input_layernorm.weight, self.eps)

@@ -59,13 +59,18 @@ def matmul_flops_per_s(seconds: float = 3.0) -> float:
     return best
 
 
+def weight_shapes(cfg: OrganismConfig, vocab: int) -> list[tuple[int, int]]:
+    """(out, in) of every weight matmul of the organism's Llama: q k v o, gate up, down in
+    each layer, and the LM head (the embedding lookup is free)."""
+    d, ffn = cfg.hidden_size, cfg.intermediate_size or cfg.hidden_size * 8 // 3
+    return cfg.layers * ([(d, d)] * 4 + [(ffn, d)] * 2 + [(d, ffn)]) + [(vocab, d)]
+
+
 def step_matmuls_flops_per_s(cfg: OrganismConfig, vocab: int, rounds: int = 5) -> float:
     """FLOP/s of only a pretraining step's weight matmuls (forward, input and weight
     gradients) at the step's own shapes: the ceiling of the ratio if nothing else ran."""
-    d, ffn = cfg.hidden_size, cfg.intermediate_size or cfg.hidden_size * 8 // 3
     tokens = cfg.batch_size * cfg.seq_len
-    shapes = cfg.layers * [(d, d)] * 4 + cfg.layers * [(ffn, d)] * 2 + cfg.layers * [(d, ffn)]
-    shapes.append((vocab, d))  # (out, in) of q k v o, gate up, down, and the LM head
+    shapes = weight_shapes(cfg, vocab)
     operands = [
         (torch.randn(tokens, fan_in), torch.randn(fan_out, fan_in), torch.randn(tokens, fan_out))
         for fan_out, fan_in in shapes
@@ -90,8 +95,7 @@ def step_matmuls_flops_per_s(cfg: OrganismConfig, vocab: int, rounds: int = 5) -
 def train_flops_per_token(cfg: OrganismConfig, vocab: int) -> float:
     """Forward + backward FLOPs per trained token of the organism's Llama, from its shapes."""
     d, layers = cfg.hidden_size, cfg.layers
-    ffn = cfg.intermediate_size or d * 8 // 3
-    matmul_weights = layers * (4 * d * d + 3 * d * ffn) + vocab * d  # q k v o, gate up down, head
+    matmul_weights = sum(fan_out * fan_in for fan_out, fan_in in weight_shapes(cfg, vocab))
     # Scores (QK^T) and the weighted sum (AV): 2 * d FLOPs each per attended position; a
     # block of seq_len tokens attends to seq_len / 2 positions on average (causal).
     attention = layers * 2 * 2 * d * cfg.seq_len / 2
