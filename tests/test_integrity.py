@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benrl import runfolder
 from benrl.errors import BenrlError
 from benrl.evaluation.runner import load_scores
 from benrl.records import read_json, read_jsonl
@@ -189,3 +190,24 @@ def test_training_log_cut_by_a_kill_resumes(tmp_path: Path) -> None:
     log.write_text('{"step": 1}\n{"st\n{"step": 3}\n')
     with pytest.raises(BenrlError, match=r"log\.jsonl:2: not valid JSON"):
         truncate_log(log, 2)
+
+
+def test_inputs_are_hashed_once_per_stage_and_anew_for_the_next(
+    tmp_path: Path, monkeypatch
+) -> None:
+    scenarios = tmp_path / "scenarios.jsonl"
+    scenarios.write_text('{"id": "a"}\n')
+    hashed = []
+    real_hash = runfolder.hash_path
+    monkeypatch.setattr(runfolder, "hash_path", lambda p: hashed.append(p) or real_hash(p))
+    run = Run.__new__(Run)
+    run.force, run.preflight = frozenset(), None
+    stage = Stage(tmp_path, "evals/pre", "cfg", {"scenarios": scenarios})
+    assert run.should_run(stage, "eval")
+    with stage.running():  # the skip check and both manifests share one hash
+        pass
+    assert hashed == [scenarios]
+    assert not run.should_run(Stage(tmp_path, "evals/pre", "cfg", {"scenarios": scenarios}), "eval")
+    scenarios.write_text('{"id": "b"}\n')  # a changed input reruns the stage: a new Stage hashes
+    assert run.should_run(Stage(tmp_path, "evals/pre", "cfg", {"scenarios": scenarios}), "eval")
+    assert len(hashed) == 3
