@@ -22,7 +22,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benrl.analysis.directions_stage import directions_results
 from benrl.analysis.stress import stress_results
 from benrl.config import RunConfig
 from benrl.evaluation.headlines import headline, pooled_comparison, restrict, tally
@@ -398,6 +397,10 @@ def run_summaries(run_dir: Path, model_ids: list[str]) -> dict:
 
     The keys are in the order results.json lists them; stage times are read last.
     """
+    # here, not at the top: the stage module imports torch and transformers (4 s), and
+    # `benrl report readme` needs only its JSON reader
+    from benrl.analysis.directions_stage import directions_results
+
     return {
         "seeds": seed_table(run_dir, model_ids),
         "training": _read_json(run_dir / "arms" / "summary.json"),
