@@ -111,7 +111,10 @@ class Stage:
     config_hash: str
     inputs: dict[str, Path] = field(default_factory=dict)
     seed: int = 0
-    _input_hashes: dict[str, str] | None = field(default=None, init=False, repr=False)
+    # a cache of input_hashes(), not part of what the stage is (equality, repr)
+    _input_hashes: dict[str, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def dir(self) -> Path:
